@@ -1,0 +1,135 @@
+//! Splitting a received byte stream into messages, without copying, within limits.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{Error, LimitExceeded, Malformed};
+use crate::wire::{Header, WORD};
+
+/// Limits on what the server may send, checked before anything is allocated for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message body accepted, in bytes. Default 64 MiB.
+    pub max_frame_bytes: u64,
+    /// Most rows accepted in one query result. Default 2^32.
+    pub max_rows_per_result: u64,
+    /// Most ROWS messages accepted for one query result. Default 2^24.
+    pub max_frames_per_result: u64,
+    /// Most columns accepted in a result. Default 32767 (SQLite's hard ceiling).
+    pub max_columns: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 << 20,
+            max_rows_per_result: 1 << 32,
+            max_frames_per_result: 1 << 24,
+            max_columns: 32767,
+        }
+    }
+}
+
+/// One complete message: its header and body (a zero-copy slice of the receive buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The header.
+    pub header: Header,
+    /// The body, `header.words * 8` bytes.
+    pub body: Bytes,
+}
+
+/// Accumulates received bytes and splits off complete messages.
+///
+/// "Need more bytes" is `Ok(None)`, not an error.
+#[derive(Debug, Default)]
+pub struct Deframer {
+    buf: BytesMut,
+    max_body: u64,
+}
+
+impl Deframer {
+    /// A deframer refusing bodies larger than `max_frame_bytes`.
+    pub fn new(max_frame_bytes: u64) -> Deframer {
+        Deframer {
+            buf: BytesMut::new(),
+            max_body: max_frame_bytes,
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed, or an error for an empty
+    /// or oversized body (checked as soon as the header is in, before buffering the body).
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
+        let Some(head) = self.buf.get(..WORD) else {
+            return Ok(None);
+        };
+        let mut h = [0u8; WORD];
+        h.copy_from_slice(head);
+        let header = Header::decode(h);
+        if header.words == 0 {
+            return Err(Malformed::EmptyBody.into());
+        }
+        let body_len = header.body_len();
+        if body_len > self.max_body {
+            return Err(LimitExceeded {
+                what: "frame size",
+                limit: self.max_body,
+                actual: body_len,
+            }
+            .into());
+        }
+        // Bounded by max_body above, which the caller chose to fit in memory.
+        let total = WORD + body_len as usize;
+        if self.buf.len() < total {
+            self.buf.reserve(total - self.buf.len());
+            return Ok(None);
+        }
+        let mut frame = self.buf.split_to(total);
+        let body = frame.split_off(WORD).freeze();
+        Ok(Some(Frame { header, body }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_frames_and_waits_for_more() {
+        let mut d = Deframer::new(1024);
+        d.push(&[1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.push(&[0, 0, 0, 0, 0, 2, 0, 0]);
+        let f = d.next_frame().unwrap().unwrap();
+        assert_eq!(
+            f.header,
+            Header {
+                words: 1,
+                kind: 8,
+                schema: 0
+            }
+        );
+        assert_eq!(f.body.len(), 8);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!(d.buffered(), 3);
+    }
+
+    #[test]
+    fn refuses_empty_and_oversized_bodies() {
+        let mut d = Deframer::new(1024);
+        d.push(&[0, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(d.next_frame(), Err(Error::Malformed(Malformed::EmptyBody)));
+        let mut d = Deframer::new(1024);
+        d.push(&[0xff, 0xff, 0xff, 0xff, 7, 0, 0, 0]);
+        assert!(matches!(d.next_frame(), Err(Error::Limit(_))));
+    }
+}

@@ -1,0 +1,488 @@
+//! Leader discovery as a sans-IO state machine (PROTOCOL.md section 7, DESIGN.md section 5).
+//!
+//! The driver dials and asks LEADER; this machine decides whom to ask, in what order, how
+//! many at once, when to back off, and when the answer is final.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::request::NodeRole;
+use crate::response::NodeInfo;
+
+/// A node the discovery may probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Address to dial, in the form the cluster reports it.
+    pub address: String,
+    /// Raft id when known (0 if not): a LEADER reply naming this id confirms the node even
+    /// if it spells its address differently.
+    pub id: u64,
+    /// Role when known; voters (and unknown roles) are asked first.
+    pub role: Option<NodeRole>,
+}
+
+impl Node {
+    /// A node known only by its address.
+    pub fn new(address: impl Into<String>) -> Node {
+        Node {
+            address: address.into(),
+            id: 0,
+            role: None,
+        }
+    }
+}
+
+/// Which leader hints (a follower naming another node) are followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectPolicy {
+    /// Never: only nodes in the list are asked.
+    Never,
+    /// Only to nodes already in the list (the default).
+    KnownNodes,
+    /// To any address a node names.
+    Any,
+}
+
+/// Tuning of a [`Discovery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// Most probes in flight at once. Default 4.
+    pub max_in_flight: usize,
+    /// Rounds over the node list before giving up. Default 8.
+    pub max_rounds: u32,
+    /// Pause after the first failed round, doubled each round. Default 100 ms.
+    pub backoff_base: Duration,
+    /// Longest pause between rounds. Default 1 s.
+    pub backoff_cap: Duration,
+    /// Seed of the jitter applied to pauses (each pause is 50-100 % of its nominal length).
+    pub jitter_seed: u64,
+    /// Which redirects to follow.
+    pub redirects: RedirectPolicy,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            max_in_flight: 4,
+            max_rounds: 8,
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(1),
+            jitter_seed: 0x9e37_79b9_7f4a_7c15,
+            redirects: RedirectPolicy::KnownNodes,
+        }
+    }
+}
+
+/// Names one probe the driver was asked to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbeId(u64);
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Dial `address`, send the handshake and LEADER, and report the reply with
+    /// [`Discovery::handle_reply`] or a failure with [`Discovery::handle_failure`]. Keep the
+    /// connection open until the discovery is done: it may be the leader's.
+    Probe {
+        /// The probe.
+        probe: ProbeId,
+        /// The address to dial.
+        address: String,
+    },
+    /// The discovery is over. On success keep the connection of `leader.probe`; close every
+    /// other probe's connection.
+    Done(Result<Leader, DiscoveryError>),
+}
+
+/// The leader found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// The probe whose connection reached the leader.
+    pub probe: ProbeId,
+    /// The leader's address as dialled.
+    pub address: String,
+    /// The leader's raft id.
+    pub id: u64,
+}
+
+/// What was learned from one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeOutcome {
+    /// Could not be dialled, or the handshake or LEADER failed (the driver's reason).
+    Unreachable(String),
+    /// Answered, but knows no leader (no leader elected, or the node is not a voter).
+    NoLeader,
+    /// Named another node as leader, which did not confirm (or was not followed).
+    Redirected {
+        /// The address named.
+        to: String,
+        /// Whether the policy allowed asking it.
+        followed: bool,
+    },
+    /// Was named as leader by another node but named someone else (or nobody) itself.
+    NotConfirmed {
+        /// Whom it named instead (empty: nobody).
+        names: String,
+    },
+}
+
+impl fmt::Display for NodeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeOutcome::Unreachable(why) => write!(f, "unreachable ({why})"),
+            NodeOutcome::NoLeader => f.write_str("knows no leader"),
+            NodeOutcome::Redirected { to, followed: true } => {
+                write!(f, "named {to} as leader, which did not confirm")
+            }
+            NodeOutcome::Redirected {
+                to,
+                followed: false,
+            } => {
+                write!(f, "named {to} as leader (redirect not allowed by policy)")
+            }
+            NodeOutcome::NotConfirmed { names } if names.is_empty() => {
+                f.write_str("named as leader by another node but knows no leader")
+            }
+            NodeOutcome::NotConfirmed { names } => {
+                write!(f, "named as leader by another node but names {names}")
+            }
+        }
+    }
+}
+
+/// Why no leader was found, per node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryError {
+    /// Rounds tried.
+    pub rounds: u32,
+    /// The last outcome of each node asked, in the order they were first asked.
+    pub nodes: Vec<(String, NodeOutcome)>,
+}
+
+impl DiscoveryError {
+    /// True when no node could be reached at all (or no node was given).
+    pub fn no_node_reachable(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|(_, o)| matches!(o, NodeOutcome::Unreachable(_)))
+    }
+
+    /// True when every node reached said it knows no leader: no leader is elected.
+    pub fn no_leader_elected(&self) -> bool {
+        let mut reached = self
+            .nodes
+            .iter()
+            .filter(|(_, o)| !matches!(o, NodeOutcome::Unreachable(_)))
+            .peekable();
+        reached.peek().is_some() && reached.all(|(_, o)| *o == NodeOutcome::NoLeader)
+    }
+}
+
+impl fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no leader found after {} round(s)", self.rounds)?;
+        if self.nodes.is_empty() {
+            return f.write_str(": no nodes to ask");
+        }
+        for (i, (addr, outcome)) in self.nodes.iter().enumerate() {
+            let sep = if i == 0 { ": " } else { "; " };
+            write!(f, "{sep}{addr} {outcome}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DiscoveryError {}
+
+#[derive(Debug)]
+struct InFlight {
+    probe: ProbeId,
+    address: String,
+    /// Known raft id of the node, 0 if unknown.
+    id: u64,
+    /// Set when this probe follows a redirect: it must confirm itself.
+    redirect: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Asking the last known leader alone.
+    FastPath,
+    /// Asking the node list.
+    Round,
+    /// Pausing until the instant before the next round.
+    Backoff(Instant),
+    Finished,
+}
+
+/// The leader-discovery state machine.
+///
+/// Drive it like [`Connection`](crate::Connection): after every input, call
+/// [`poll_action`](Discovery::poll_action) until it returns `None`, then wait for a probe to
+/// finish or for [`poll_timeout`](Discovery::poll_timeout).
+///
+/// ```
+/// use std::time::Instant;
+/// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node};
+/// use dqlite_proto::NodeInfo;
+///
+/// let nodes = vec![Node::new("127.0.0.1:9001"), Node::new("127.0.0.1:9002")];
+/// let mut d = Discovery::new(nodes, None, DiscoveryConfig::default());
+/// let now = Instant::now();
+/// let Some(Action::Probe { probe: first, .. }) = d.poll_action(now) else { panic!() };
+/// let Some(Action::Probe { probe: second, address }) = d.poll_action(now) else { panic!() };
+/// // The first node points at the second, which confirms.
+/// d.handle_reply(first, &NodeInfo { id: 2, address: "127.0.0.1:9002".into(), role: None });
+/// d.handle_reply(second, &NodeInfo { id: 2, address: address.as_str().into(), role: None });
+/// let Some(Action::Done(Ok(leader))) = d.poll_action(now) else { panic!() };
+/// assert_eq!((leader.probe, leader.id), (second, 2));
+/// ```
+#[derive(Debug)]
+pub struct Discovery {
+    config: DiscoveryConfig,
+    nodes: Vec<Node>,
+    last_leader: Option<String>,
+    phase: Phase,
+    round: u32,
+    queue: VecDeque<(String, u64, bool)>,
+    asked: HashSet<String>,
+    in_flight: Vec<InFlight>,
+    outcomes: Vec<(String, NodeOutcome)>,
+    found: Option<Leader>,
+    next_probe: u64,
+    rng: u64,
+}
+
+impl Discovery {
+    /// A discovery over `nodes`, trying `last_leader` alone first when given.
+    pub fn new(mut nodes: Vec<Node>, last_leader: Option<String>, config: DiscoveryConfig) -> Self {
+        // Voters (and nodes of unknown role) first: only voters know the leader.
+        nodes.sort_by_key(|n| match n.role {
+            None | Some(NodeRole::Voter) => 0,
+            Some(NodeRole::Standby) => 1,
+            Some(NodeRole::Spare) => 2,
+        });
+        let phase = if last_leader.is_some() {
+            Phase::FastPath
+        } else {
+            Phase::Round
+        };
+        let mut d = Discovery {
+            config,
+            nodes,
+            last_leader,
+            phase,
+            round: 0,
+            queue: VecDeque::new(),
+            asked: HashSet::new(),
+            in_flight: Vec::new(),
+            outcomes: Vec::new(),
+            found: None,
+            next_probe: 0,
+            rng: config.jitter_seed | 1,
+        };
+        match d.last_leader.clone() {
+            Some(addr) => {
+                let id = d.known_id(&addr);
+                d.queue.push_back((addr, id, false));
+            }
+            None => d.start_round(),
+        }
+        d
+    }
+
+    /// The instant the driver should call [`poll_action`](Self::poll_action) again even if no
+    /// probe finished (the end of a backoff pause).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Backoff(until) => Some(until),
+            _ => None,
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self, now: Instant) -> Option<Action> {
+        loop {
+            match self.phase {
+                Phase::Finished => return None,
+                Phase::Backoff(until) if now < until => return None,
+                Phase::Backoff(_) => {
+                    self.phase = Phase::Round;
+                    self.start_round();
+                }
+                Phase::FastPath | Phase::Round => {
+                    if let Some(leader) = self.found.take() {
+                        self.phase = Phase::Finished;
+                        return Some(Action::Done(Ok(leader)));
+                    }
+                    if self.in_flight.len() < self.config.max_in_flight.max(1) {
+                        if let Some((address, id, redirect)) = self.queue.pop_front() {
+                            return Some(self.launch(address, id, redirect));
+                        }
+                    }
+                    if !self.in_flight.is_empty() {
+                        return None;
+                    }
+                    // Nothing queued or running: this pass has failed.
+                    if self.phase == Phase::FastPath {
+                        self.phase = Phase::Round;
+                        self.start_round();
+                        continue;
+                    }
+                    if self.round >= self.config.max_rounds.max(1) || self.nodes.is_empty() {
+                        self.phase = Phase::Finished;
+                        return Some(Action::Done(Err(DiscoveryError {
+                            rounds: self.round,
+                            nodes: std::mem::take(&mut self.outcomes),
+                        })));
+                    }
+                    self.phase = Phase::Backoff(now + self.backoff());
+                }
+            }
+        }
+    }
+
+    /// A probe got its LEADER reply.
+    pub fn handle_reply(&mut self, probe: ProbeId, reply: &NodeInfo) {
+        let Some(p) = self.take_in_flight(probe) else {
+            return;
+        };
+        let named = reply.address.as_str();
+        let confirms =
+            (!named.is_empty() && named == p.address) || (reply.id != 0 && reply.id == p.id);
+        if confirms {
+            if self.found.is_none() {
+                self.found = Some(Leader {
+                    probe,
+                    address: p.address,
+                    id: reply.id,
+                });
+            }
+            return;
+        }
+        if named.is_empty() || reply.id == 0 {
+            let outcome = if p.redirect {
+                NodeOutcome::NotConfirmed {
+                    names: String::new(),
+                }
+            } else {
+                NodeOutcome::NoLeader
+            };
+            self.record(p.address, outcome);
+            return;
+        }
+        if p.redirect {
+            // Only one hop: a redirect target naming a third node is not followed.
+            self.record(
+                p.address,
+                NodeOutcome::NotConfirmed {
+                    names: named.to_owned(),
+                },
+            );
+            return;
+        }
+        let followed = self.follow(named, reply.id);
+        self.record(
+            p.address,
+            NodeOutcome::Redirected {
+                to: named.to_owned(),
+                followed,
+            },
+        );
+    }
+
+    /// A probe failed: dial error, timeout, closed connection, or a FAILURE reply.
+    pub fn handle_failure(&mut self, probe: ProbeId, reason: impl Into<String>) {
+        if let Some(p) = self.take_in_flight(probe) {
+            self.record(p.address, NodeOutcome::Unreachable(reason.into()));
+        }
+    }
+
+    /// Probes running now (asked for and not yet reported on).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    fn known_id(&self, address: &str) -> u64 {
+        self.nodes
+            .iter()
+            .find(|n| n.address == address)
+            .map_or(0, |n| n.id)
+    }
+
+    fn start_round(&mut self) {
+        self.round += 1;
+        self.asked.clear();
+        self.queue = self
+            .nodes
+            .iter()
+            .map(|n| (n.address.clone(), n.id, false))
+            .collect();
+    }
+
+    /// Queues a redirect target ahead of the rest. Returns whether it is (or will be) asked.
+    fn follow(&mut self, address: &str, id: u64) -> bool {
+        let known = self.nodes.iter().any(|n| n.address == address);
+        let allowed = match self.config.redirects {
+            RedirectPolicy::Never => false,
+            RedirectPolicy::KnownNodes => known,
+            RedirectPolicy::Any => true,
+        };
+        if !allowed {
+            return false;
+        }
+        if self.asked.contains(address) {
+            // Already asked (or being asked) in this pass; its own answer decides.
+            return true;
+        }
+        self.queue.retain(|(a, _, _)| a != address);
+        self.queue.push_front((address.to_owned(), id, true));
+        true
+    }
+
+    fn launch(&mut self, address: String, id: u64, redirect: bool) -> Action {
+        let probe = ProbeId(self.next_probe);
+        self.next_probe += 1;
+        self.asked.insert(address.clone());
+        self.in_flight.push(InFlight {
+            probe,
+            address: address.clone(),
+            id,
+            redirect,
+        });
+        Action::Probe { probe, address }
+    }
+
+    fn take_in_flight(&mut self, probe: ProbeId) -> Option<InFlight> {
+        if self.phase == Phase::Finished {
+            return None;
+        }
+        let i = self.in_flight.iter().position(|p| p.probe == probe)?;
+        Some(self.in_flight.swap_remove(i))
+    }
+
+    fn record(&mut self, address: String, outcome: NodeOutcome) {
+        match self.outcomes.iter_mut().find(|(a, _)| *a == address) {
+            Some((_, o)) => *o = outcome,
+            None => self.outcomes.push((address, outcome)),
+        }
+    }
+
+    /// Nominal pause `base * 2^(round-1)`, capped, then scaled to 50-100 % by the jitter.
+    fn backoff(&mut self) -> Duration {
+        let exp = self.round.saturating_sub(1).min(20);
+        let nominal = self
+            .config
+            .backoff_base
+            .saturating_mul(1 << exp)
+            .min(self.config.backoff_cap);
+        // xorshift64: deterministic for a given seed.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let frac = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
+        nominal.mul_f64(frac)
+    }
+}

@@ -1,0 +1,67 @@
+//! # dqlite-proto: the sans-IO core of a dqlite client
+//!
+//! [dqlite](https://canonical.com/dqlite) replicates SQLite over Raft; clients talk to the
+//! leader over a small binary protocol. This crate is that protocol and nothing else: it turns
+//! commands into bytes and received bytes into events. It owns no socket, reads no clock and
+//! spawns nothing, so it runs under any async runtime, a blocking socket, or a custom event
+//! loop, and it can be fuzzed byte by byte.
+//!
+//! * [`Connection`]: one client connection: handshake, OPEN, SQL, prepared statements, cluster
+//!   requests, row streams in batches, abandonment, poisoning.
+//! * [`leader::Discovery`]: finding the leader among a list of nodes.
+//! * [`Value`], [`RowsBatch`], [`Response`]: the data model, with zero-copy text and blobs.
+//! * [`Error`]: typed by who is at fault.
+//!
+//! Requests that crash or wedge real servers (a zero-word body, DESCRIBE with a format other
+//! than 0, CONNECT, HEARTBEAT, unknown types, finalized statement ids, 4-byte parameter counts
+//! to servers that misread them, text with NUL bytes) cannot be produced through this API.
+//!
+//! See [`Connection`] for the drain rule and a complete example.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable
+    )
+)]
+
+mod connection;
+mod error;
+mod frame;
+pub mod leader;
+pub mod request;
+pub mod response;
+mod rows;
+mod value;
+mod wire;
+
+pub use connection::{
+    Config, Connection, Event, Reply, RequestId, SendState, Stmt, PROTOCOL_VERSION,
+};
+pub use error::{
+    Error, LimitExceeded, Malformed, Misuse, ServerFailure, CODE_LEADERSHIP_LOST,
+    CODE_LEADERSHIP_LOST_LEGACY, CODE_NOT_LEADER, CODE_NOT_LEADER_LEGACY,
+};
+pub use frame::{Deframer, Frame, Limits};
+pub use request::NodeRole;
+pub use response::{ExecResult, File, Metadata, NodeInfo, Response, StmtInfo};
+pub use rows::{RowsBatch, DONE, PART};
+pub use value::{Text, Value, ValueType};
+pub use wire::{Header, WORD};
+
+/// Decodes one response frame as a client would see it, with the default limits (used by the
+/// fuzz targets and fake servers; [`Connection`] does this internally with its own settings).
+pub fn decode_response(frame: Frame, servers_with_roles: bool) -> Result<Response, Error> {
+    let opts = response::DecodeOptions {
+        servers_with_roles,
+        max_columns: Limits::default().max_columns,
+    };
+    Response::decode(frame.header.kind, frame.header.schema, frame.body, opts)
+}
