@@ -477,6 +477,7 @@ impl Connection {
 
     /// Queues ADD of a node (it joins as a spare).
     pub fn add(&mut self, id: u64, address: &str) -> Result<RequestId, Error> {
+        self.usable()?;
         check_text(address)?;
         self.queue(
             &Request::Add {
@@ -499,6 +500,7 @@ impl Connection {
 
     /// Queues DUMP of the database `name`.
     pub fn dump(&mut self, name: &str) -> Result<RequestId, Error> {
+        self.usable()?;
         check_text(name)?;
         self.queue(&Request::Dump { name: name.into() }, false)
     }
@@ -772,4 +774,20 @@ fn check_limit(what: &'static str, limit: u64, actual: u64) -> Result<(), Error>
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `connection` fuzz target: `add` and `dump` checked their text for NULs
+    /// before the poisoning, so a poisoned connection answered them with a misuse error.
+    #[test]
+    fn poisoned_connection_returns_its_error_before_checking_text() {
+        let mut c = Connection::new(Config::default());
+        let e = c.handle_eof();
+        assert_eq!(c.dump("a\0b"), Err(e.clone()));
+        assert_eq!(c.add(1, "a\0b"), Err(e.clone()));
+        assert_eq!(c.open("a\0b"), Err(e));
+    }
 }

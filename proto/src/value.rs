@@ -253,6 +253,30 @@ impl From<i64> for Value {
     }
 }
 
+macro_rules! from_small_int {
+    ($($t:ty),+) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::Integer(i64::from(v))
+            }
+        }
+    )+};
+}
+
+from_small_int!(i8, i16, i32, u8, u16, u32);
+
+impl From<Text> for Value {
+    fn from(v: Text) -> Value {
+        Value::Text(v)
+    }
+}
+
+impl From<Bytes> for Value {
+    fn from(v: Bytes) -> Value {
+        Value::Blob(v)
+    }
+}
+
 impl From<f64> for Value {
     fn from(v: f64) -> Value {
         Value::Float(v)

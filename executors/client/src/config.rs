@@ -1,0 +1,140 @@
+//! Connection settings with finite defaults.
+
+use std::time::Duration;
+
+use dqlite_proto::leader::{DiscoveryConfig, RedirectPolicy};
+use dqlite_proto::Limits;
+
+/// Settings for connections (and the pool's connections).
+///
+/// ```
+/// use std::time::Duration;
+/// use dqlite_client::Config;
+///
+/// let config = Config::new()
+///     .database("app")
+///     .dial_timeout(Duration::from_secs(2))
+///     .request_timeout(Duration::from_secs(5));
+/// assert_eq!(config.database_name(), "app");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) database: String,
+    pub(crate) dial_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) frame_timeout: Duration,
+    pub(crate) probe_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) busy_retries: u32,
+    pub(crate) busy_backoff: Duration,
+    pub(crate) discovery: DiscoveryConfig,
+    pub(crate) params32: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: "default".to_owned(),
+            dial_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(30),
+            limits: Limits::default(),
+            busy_retries: 5,
+            busy_backoff: Duration::from_millis(10),
+            discovery: DiscoveryConfig::default(),
+            params32: false,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults: database `"default"`, dial 5 s, request 30 s, each result frame 10 s,
+    /// leader probe 2 s, whole connect (discovery included) 30 s, 5 BUSY retries.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// The database to open (default `"default"`).
+    pub fn database(mut self, name: impl Into<String>) -> Self {
+        self.database = name.into();
+        self
+    }
+
+    /// The database name.
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+
+    /// Deadline for establishing a TCP connection (default 5 s).
+    pub fn dial_timeout(mut self, d: Duration) -> Self {
+        self.dial_timeout = d;
+        self
+    }
+
+    /// Deadline for one request and its whole answer, except row streams (default 30 s).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// Deadline for each batch of a streamed result (default 10 s).
+    pub fn frame_timeout(mut self, d: Duration) -> Self {
+        self.frame_timeout = d;
+        self
+    }
+
+    /// Deadline for asking one node who leads (dial, handshake and LEADER; default 2 s).
+    pub fn probe_timeout(mut self, d: Duration) -> Self {
+        self.probe_timeout = d;
+        self
+    }
+
+    /// Deadline for a whole connect, leader discovery included (default 30 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Limits on what servers may send.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How many times a statement failing with `SQLITE_BUSY` is retried, with jittered
+    /// exponential pauses starting at `backoff` (default 5 and 10 ms). 0 disables retries.
+    pub fn busy_retries(mut self, retries: u32, backoff: Duration) -> Self {
+        self.busy_retries = retries;
+        self.busy_backoff = backoff;
+        self
+    }
+
+    /// Leader discovery tuning (parallel probes, rounds, backoff).
+    pub fn discovery(mut self, discovery: DiscoveryConfig) -> Self {
+        self.discovery = discovery;
+        self
+    }
+
+    /// Which leader hints to follow during discovery (default: only to known nodes).
+    pub fn redirect_policy(mut self, policy: RedirectPolicy) -> Self {
+        self.discovery.redirects = policy;
+        self
+    }
+
+    /// Declares that every server accepts 4-byte parameter counts (dqlite >= 1.12), allowing
+    /// statements with more than 255 parameters. Never set this for dqlite 1.11 clusters.
+    pub fn server_accepts_params32(mut self, yes: bool) -> Self {
+        self.params32 = yes;
+        self
+    }
+
+    pub(crate) fn core(&self) -> dqlite_proto::Config {
+        dqlite_proto::Config {
+            limits: self.limits,
+            server_accepts_params32: self.params32,
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! One connection to one dqlite node, with one open database.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dqlite_proto::{
+    Error as CoreError, ExecResult, File, Metadata, NodeInfo, NodeRole, Reply, RequestId,
+    RowsBatch, SendState, Text, Value,
+};
+
+use crate::config::Config;
+use crate::convert::FromValue;
+use crate::error::{Error, Result};
+use crate::params::IntoParams;
+use crate::row::Row;
+use crate::runtime::{timeout, Runtime};
+use crate::statement::Statement;
+use crate::stream::RowStream;
+use crate::transaction::Transaction;
+use crate::wire::Wire;
+
+/// Whether a failed request may have taken effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Reads and requests without effect on data: never ambiguous.
+    None,
+    /// Writes (EXEC, EXEC_SQL, COMMIT): ambiguous once sent, if the answer is lost.
+    Write,
+}
+
+/// A connection to one dqlite node with its database open.
+///
+/// Methods take `&mut self`: one request at a time, like a SQLite connection. Use a
+/// [`Pool`](crate::Pool) to share connections between tasks.
+///
+/// If a method's future is dropped before it completes (a timeout elsewhere, a cancelled
+/// task), the connection stays usable: its next call first reads and discards the answer
+/// owed to the abandoned request. A connection that hit a deadline, a protocol error or a
+/// closed socket is *broken* ([`is_broken`](Self::is_broken)) and returns that error from
+/// every later call.
+pub struct Connection<R: Runtime> {
+    pub(crate) rt: R,
+    pub(crate) wire: Wire<R::Stream>,
+    address: String,
+    pub(crate) config: Arc<Config>,
+    pid: u32,
+    broken: Option<Error>,
+    /// A request whose caller went away before its answer arrived.
+    pub(crate) inflight: Option<RequestId>,
+    /// Transaction nesting depth (0: no transaction).
+    pub(crate) tx_depth: u32,
+    /// A dropped transaction guard left this savepoint depth (0 = the whole transaction) to
+    /// roll back before the next use.
+    pub(crate) pending_rollback: Option<u32>,
+    pub(crate) finalize_queue: Arc<Mutex<Vec<dqlite_proto::Stmt>>>,
+    saw_not_leader: bool,
+    rng: u64,
+}
+
+impl<R: Runtime> std::fmt::Debug for Connection<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("address", &self.address)
+            .field("database", &self.config.database)
+            .field("broken", &self.broken)
+            .field("tx_depth", &self.tx_depth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Connection<R> {
+    /// Dials `address`, sends the handshake and opens the configured database on that node.
+    ///
+    /// This talks to exactly that node; queries fail with "not leader" if it is a follower.
+    /// To find the leader among several nodes use [`connect_cluster`](crate::connect_cluster)
+    /// or a [`Pool`](crate::Pool).
+    pub async fn connect(rt: R, address: &str, config: Config) -> Result<Connection<R>> {
+        let config = Arc::new(config);
+        let span = tracing::debug_span!("dqlite.connect", address);
+        let _enter = span.enter();
+        let wire = dial(&rt, address, &config).await?;
+        Self::open(rt, wire, address.to_owned(), config).await
+    }
+
+    /// Opens the database on a wire that completed the handshake.
+    pub(crate) async fn open(
+        rt: R,
+        wire: Wire<R::Stream>,
+        address: String,
+        config: Arc<Config>,
+    ) -> Result<Connection<R>> {
+        let seed = RandomState::new().build_hasher().finish() | 1;
+        let mut conn = Connection {
+            rt,
+            wire,
+            address,
+            config,
+            pid: std::process::id(),
+            broken: None,
+            inflight: None,
+            tx_depth: 0,
+            pending_rollback: None,
+            finalize_queue: Arc::new(Mutex::new(Vec::new())),
+            saw_not_leader: false,
+            rng: seed,
+        };
+        let name = conn.config.database.clone();
+        conn.call(Effect::None, |c| c.open(&name)).await?;
+        Ok(conn)
+    }
+
+    /// The node address this connection talks to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// True once a deadline, protocol error or closed socket made this connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some() || self.wire.core.error().is_some()
+    }
+
+    /// True after the node answered "not leader" on this connection.
+    pub fn saw_not_leader(&self) -> bool {
+        self.saw_not_leader
+    }
+
+    /// True inside a transaction begun with [`begin`](Self::begin).
+    pub fn in_transaction(&self) -> bool {
+        self.tx_depth > 0
+    }
+
+    /// Runs one SQL statement (or several without parameters) and returns the last insert
+    /// id and rows affected.
+    ///
+    /// A failure whose outcome is unknown is [`Error::Ambiguous`]; `SQLITE_BUSY` is retried
+    /// per [`Config::busy_retries`].
+    pub async fn execute(&mut self, sql: &str, params: impl IntoParams) -> Result<ExecResult> {
+        let params = params.into_params();
+        let span = tracing::debug_span!("dqlite.execute", address = %self.address);
+        let _e = span.enter();
+        let mut attempt = 0;
+        loop {
+            let result = match self.call(Effect::Write, |p| p.exec_sql(sql, &params)).await {
+                Ok(Reply::Executed(r)) => return Ok(r),
+                Ok(other) => Err(unexpected(other)),
+                Err(e) => Err(e),
+            };
+            self.busy_retry(result, &mut attempt).await?;
+        }
+    }
+
+    /// Runs a script of several statements separated by `;`, without parameters.
+    pub async fn execute_batch(&mut self, script: &str) -> Result<()> {
+        self.execute(script, ()).await.map(|_| ())
+    }
+
+    /// Runs a query and returns its rows, addressable by column name or index.
+    pub async fn fetch(&mut self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
+        let (columns, values) = self.query_all(sql, params.into_params()).await?;
+        Ok(into_rows(columns, values))
+    }
+
+    /// Runs a query and returns its rows as plain value lists.
+    pub async fn fetch_all(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Vec<Vec<Value>>> {
+        let (columns, values) = self.query_all(sql, params.into_params()).await?;
+        Ok(split_rows(columns.len(), values))
+    }
+
+    /// The first row, or [`Error::NoRows`].
+    pub async fn fetch_one(&mut self, sql: &str, params: impl IntoParams) -> Result<Row> {
+        self.fetch_optional(sql, params).await?.ok_or(Error::NoRows)
+    }
+
+    /// The first row, if any.
+    pub async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Option<Row>> {
+        Ok(self.fetch(sql, params).await?.into_iter().next())
+    }
+
+    /// The first column of the first row, converted to `T`
+    /// (`let n: i64 = conn.fetch_val("SELECT count(*) FROM t", ()).await?`).
+    pub async fn fetch_val<T: FromValue>(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<T> {
+        let row = self.fetch_one(sql, params).await?;
+        row.get(0)
+    }
+
+    /// Starts a query whose rows are read batch by batch: memory stays bounded by one
+    /// batch (about a page of rows) plus what the caller keeps. Dropping the stream early
+    /// is safe: the rest of the result is drained before the next request.
+    pub async fn stream(&mut self, sql: &str, params: impl IntoParams) -> Result<RowStream<'_, R>> {
+        let params = params.into_params();
+        self.ready().await?;
+        let id = self.queue(|p| p.query_sql(sql, &params))?;
+        Ok(RowStream::new(self, id))
+    }
+
+    /// Prepares a statement for repeated use. Drop it or pass it to
+    /// [`finalize`](Self::finalize) when done; either way it is finalized on the server.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Statement> {
+        match self.call(Effect::None, |p| p.prepare(sql)).await? {
+            Reply::Prepared(stmt) => Ok(Statement::new(stmt, self.finalize_queue.clone())),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Executes a prepared statement.
+    pub async fn execute_prepared(
+        &mut self,
+        stmt: &Statement,
+        params: impl IntoParams,
+    ) -> Result<ExecResult> {
+        let params = params.into_params();
+        let handle = stmt.handle()?;
+        let mut attempt = 0;
+        loop {
+            let result = match self.call(Effect::Write, |p| p.exec(handle, &params)).await {
+                Ok(Reply::Executed(r)) => return Ok(r),
+                Ok(other) => Err(unexpected(other)),
+                Err(e) => Err(e),
+            };
+            self.busy_retry(result, &mut attempt).await?;
+        }
+    }
+
+    /// Runs a prepared query and returns its rows.
+    pub async fn fetch_prepared(
+        &mut self,
+        stmt: &Statement,
+        params: impl IntoParams,
+    ) -> Result<Vec<Row>> {
+        let params = params.into_params();
+        let handle = stmt.handle()?;
+        self.ready().await?;
+        let id = self.queue(|p| p.query(handle, &params))?;
+        let (columns, values) = self.collect_rows(id).await?;
+        Ok(into_rows(columns, values))
+    }
+
+    /// Finalizes a prepared statement now.
+    pub async fn finalize(&mut self, mut stmt: Statement) -> Result<()> {
+        let Some(handle) = stmt.take() else {
+            return Ok(());
+        };
+        match self.call(Effect::None, move |p| p.finalize(handle)).await? {
+            Reply::Empty => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Begins a transaction. The guard commits with
+    /// [`commit`](Transaction::commit) or rolls back with [`rollback`](Transaction::rollback);
+    /// dropped without either, it is rolled back before the connection is used again.
+    pub async fn begin(&mut self) -> Result<Transaction<'_, R>> {
+        self.ready().await?;
+        if self.tx_depth > 0 {
+            return Err(Error::Misuse(
+                "a transaction is already open; use Transaction::begin for a savepoint".into(),
+            ));
+        }
+        self.execute("BEGIN", ()).await?;
+        self.tx_depth = 1;
+        Ok(Transaction::new(self, 1))
+    }
+
+    /// Who this node thinks leads (`None`: no leader known).
+    pub async fn leader(&mut self) -> Result<Option<NodeInfo>> {
+        match self.call(Effect::None, |p| p.leader()).await? {
+            Reply::Leader(n) if n.id == 0 && n.address.is_empty() => Ok(None),
+            Reply::Leader(n) => Ok(Some(n)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The cluster's nodes, with their roles.
+    pub async fn cluster(&mut self) -> Result<Vec<NodeInfo>> {
+        match self.call(Effect::None, |p| p.cluster(true)).await? {
+            Reply::Nodes(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Adds a node to the cluster (as a spare; then [`assign`](Self::assign) a role).
+    pub async fn add_node(&mut self, id: u64, address: &str) -> Result<()> {
+        self.call_empty(Effect::Write, |p| p.add(id, address)).await
+    }
+
+    /// Assigns a role to a node.
+    pub async fn assign(&mut self, id: u64, role: NodeRole) -> Result<()> {
+        self.call_empty(Effect::Write, |p| p.assign(id, role)).await
+    }
+
+    /// Removes a node from the cluster.
+    pub async fn remove_node(&mut self, id: u64) -> Result<()> {
+        self.call_empty(Effect::Write, |p| p.remove(id)).await
+    }
+
+    /// Hands leadership to node `id`. This connection's node stops being the leader.
+    pub async fn transfer_leadership(&mut self, id: u64) -> Result<()> {
+        self.call_empty(Effect::Write, |p| p.transfer(id)).await
+    }
+
+    /// This node's failure domain and weight.
+    pub async fn describe(&mut self) -> Result<Metadata> {
+        match self.call(Effect::None, |p| p.describe()).await? {
+            Reply::Metadata(m) => Ok(m),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets this node's weight.
+    pub async fn set_weight(&mut self, weight: u64) -> Result<()> {
+        self.call_empty(Effect::None, |p| p.weight(weight)).await
+    }
+
+    /// The database files (main file and WAL) of the configured database.
+    pub async fn dump(&mut self) -> Result<Vec<File>> {
+        let name = self.config.database.clone();
+        match self.call(Effect::None, |p| p.dump(&name)).await? {
+            Reply::Files(f) => Ok(f),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends what is still queued and closes the connection.
+    pub async fn close(mut self) -> Result<()> {
+        if self.broken.is_none() {
+            let limit = self.config.request_timeout;
+            let _ = timeout(&self.rt, limit, self.wire.flush()).await;
+        }
+        Ok(())
+    }
+
+    // ----- internals ---------------------------------------------------------------------
+
+    /// Checks the connection can be used and settles what earlier callers left behind: an
+    /// abandoned request, a dropped transaction, dropped statements.
+    pub(crate) async fn ready(&mut self) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(Error::Forked {
+                created_by: self.pid,
+            });
+        }
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        if let Some(e) = self.wire.core.error() {
+            return Err(Error::from(e.clone()));
+        }
+        if let Some(old) = self.inflight.take() {
+            self.wire.core.abandon(old);
+        }
+        let dropped: Vec<_> = match self.finalize_queue.lock() {
+            Ok(mut q) => q.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for stmt in dropped {
+            // Stale handles (leadership change) have nothing left to finalize.
+            if let Ok(id) = self.wire.core.finalize(stmt) {
+                self.wire.core.abandon(id);
+            }
+        }
+        if let Some(depth) = self.pending_rollback.take() {
+            let sql = if depth <= 1 {
+                "ROLLBACK".to_owned()
+            } else {
+                format!(
+                    "ROLLBACK TO SAVEPOINT dqlite_sp{depth}; RELEASE SAVEPOINT dqlite_sp{depth}"
+                )
+            };
+            let id = self.queue(|p| p.exec_sql(&sql, &[]))?;
+            // A server failure here means the server already ended the transaction.
+            match self.wait(id, self.config.request_timeout).await {
+                Err(e) if e.breaks_connection() => return Err(e),
+                _ => {}
+            }
+            self.tx_depth = depth.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue(
+        &mut self,
+        f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
+    ) -> Result<RequestId> {
+        f(&mut self.wire.core).map_err(Error::from)
+    }
+
+    /// Waits for the next event of `id` within `limit`, classifying failures.
+    pub(crate) async fn wait(&mut self, id: RequestId, limit: Duration) -> Result<Reply> {
+        self.inflight = Some(id);
+        let result = match timeout(&self.rt, limit, self.wire.next_event(id)).await {
+            None => {
+                let e = Error::Timeout("waiting for the server's answer");
+                self.broken = Some(e.clone());
+                Err(e)
+            }
+            Some(Err(e)) => {
+                if e.breaks_connection() {
+                    self.broken = Some(e.clone());
+                }
+                Err(e)
+            }
+            Some(Ok(ev)) => {
+                let completes = ev.completes_request();
+                match ev.reply {
+                    Reply::Failure(f) => {
+                        if f.is_not_leader() || f.is_leadership_lost() {
+                            self.saw_not_leader = true;
+                        }
+                        Err(Error::Server(f))
+                    }
+                    reply if completes => Ok(reply),
+                    reply => {
+                        // More batches follow: still owed.
+                        return Ok(reply);
+                    }
+                }
+            }
+        };
+        self.inflight = None;
+        result
+    }
+
+    /// One request, one reply.
+    pub(crate) async fn call(
+        &mut self,
+        effect: Effect,
+        f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
+    ) -> Result<Reply> {
+        self.ready().await?;
+        let id = self.queue(f)?;
+        let result = self.wait(id, self.config.request_timeout).await;
+        result.map_err(|e| self.classify(e, id, effect))
+    }
+
+    async fn call_empty(
+        &mut self,
+        effect: Effect,
+        f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
+    ) -> Result<()> {
+        match self.call(effect, f).await? {
+            Reply::Empty => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Marks write failures whose outcome cannot be known as ambiguous.
+    fn classify(&self, e: Error, id: RequestId, effect: Effect) -> Error {
+        if effect != Effect::Write {
+            return e;
+        }
+        let lost_after_send = matches!(
+            e,
+            Error::Connection(_) | Error::Protocol(_) | Error::Timeout(_)
+        ) && self.wire.core.send_state(id) != SendState::Unsent;
+        let leadership_lost = e
+            .server_failure()
+            .is_some_and(dqlite_proto::ServerFailure::is_leadership_lost);
+        if lost_after_send || leadership_lost {
+            Error::Ambiguous(Box::new(e))
+        } else {
+            e
+        }
+    }
+
+    async fn query_all(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<(Vec<Text>, Vec<Value>)> {
+        let span = tracing::debug_span!("dqlite.query", address = %self.address);
+        let _e = span.enter();
+        let mut attempt = 0;
+        loop {
+            self.ready().await?;
+            let id = self.queue(|p| p.query_sql(sql, &params))?;
+            let result = self.collect_rows(id).await;
+            if result.is_ok() {
+                return result;
+            }
+            self.busy_retry(result.map(|_| ()), &mut attempt).await?;
+        }
+    }
+
+    /// Reads every batch of a query result.
+    async fn collect_rows(&mut self, id: RequestId) -> Result<(Vec<Text>, Vec<Value>)> {
+        let mut columns = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        loop {
+            let batch: RowsBatch = match self.wait(id, self.config.frame_timeout).await? {
+                Reply::Rows(b) => b,
+                other => return Err(unexpected(other)),
+            };
+            let last = batch.is_last();
+            let (cols, vals) = batch.into_parts();
+            if columns.is_empty() {
+                columns = cols;
+            }
+            if values.is_empty() {
+                values = vals;
+            } else {
+                values.extend(vals);
+            }
+            if last {
+                return Ok((columns, values));
+            }
+        }
+    }
+
+    /// Passes an error through unless it is BUSY and retries remain, in which case it
+    /// pauses (jittered, exponential) and returns `Ok` so the caller tries again.
+    async fn busy_retry(&mut self, result: Result<()>, attempt: &mut u32) -> Result<()> {
+        match result {
+            Err(e) if e.is_busy() && *attempt < self.config.busy_retries => {
+                *attempt += 1;
+                tracing::debug!(attempt = *attempt, "database busy, retrying");
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                let base = self
+                    .config
+                    .busy_backoff
+                    .saturating_mul(1 << (*attempt).min(10));
+                let frac = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
+                self.rt.sleep(base.mul_f64(frac)).await;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Dials `address` within the dial timeout and queues the handshake.
+pub(crate) async fn dial<R: Runtime>(
+    rt: &R,
+    address: &str,
+    config: &Config,
+) -> Result<Wire<R::Stream>> {
+    match timeout(rt, config.dial_timeout, rt.connect(address)).await {
+        None => Err(Error::Timeout("dialing")),
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok(stream)) => Ok(Wire::new(stream, config.core())),
+    }
+}
+
+pub(crate) fn unexpected(reply: Reply) -> Error {
+    Error::Misuse(format!("unexpected reply {reply:?}"))
+}
+
+/// Splits values stored row after row into rows of `ncols`.
+fn split_rows(ncols: usize, values: Vec<Value>) -> Vec<Vec<Value>> {
+    if ncols == 0 {
+        return Vec::new();
+    }
+    let mut rows = Vec::with_capacity(values.len() / ncols);
+    let mut it = values.into_iter();
+    while it.len() >= ncols {
+        rows.push(it.by_ref().take(ncols).collect());
+    }
+    rows
+}
+
+fn into_rows(columns: Vec<Text>, values: Vec<Value>) -> Vec<Row> {
+    let columns: Arc<[Text]> = columns.into();
+    split_rows(columns.len(), values)
+        .into_iter()
+        .map(|v| Row::new(columns.clone(), v))
+        .collect()
+}

@@ -1,0 +1,136 @@
+//! Conversions from received values to Rust types, failing with a typed error.
+
+use bytes::Bytes;
+use dqlite_proto::{Text, Value};
+
+use crate::error::{Error, Result};
+
+/// A Rust type that a received [`Value`] converts to. Conversions are strict: a TEXT value is
+/// not an integer, and NULL is only accepted by `Option<T>` and [`Value`].
+///
+/// | Rust type | accepted wire types |
+/// | --- | --- |
+/// | `i64`, `i32` | INTEGER, UNIXTIME, BOOLEAN (0/1) |
+/// | `f64` | FLOAT, INTEGER |
+/// | `bool` | BOOLEAN, INTEGER (0 is false) |
+/// | `String`, [`Text`] | TEXT, ISO8601 |
+/// | `Vec<u8>`, [`Bytes`] | BLOB |
+/// | `Option<T>` | NULL as `None`, else as `T` |
+/// | [`Value`] | anything |
+pub trait FromValue: Sized {
+    /// Converts, or fails with [`Error::Conversion`].
+    fn from_value(value: &Value) -> Result<Self>;
+}
+
+fn mismatch<T>(expected: &'static str, v: &Value) -> Result<T> {
+    Err(Error::Conversion {
+        expected,
+        found: v.value_type(),
+    })
+}
+
+impl FromValue for Value {
+    fn from_value(v: &Value) -> Result<Self> {
+        Ok(v.clone())
+    }
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Integer(i) | Value::UnixTime(i) => Ok(*i),
+            Value::Boolean(b) => Ok(i64::from(*b)),
+            _ => mismatch("i64", v),
+        }
+    }
+}
+
+impl FromValue for i32 {
+    fn from_value(v: &Value) -> Result<Self> {
+        let wide = i64::from_value(v)?;
+        i32::try_from(wide).or_else(|_| mismatch("i32 (value out of range)", v))
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Float(f) => Ok(*f),
+            Value::Integer(i) => Ok(*i as f64),
+            _ => mismatch("f64", v),
+        }
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Boolean(b) => Ok(*b),
+            Value::Integer(i) => Ok(*i != 0),
+            _ => mismatch("bool", v),
+        }
+    }
+}
+
+impl FromValue for Text {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Text(t) | Value::Iso8601(t) => Ok(t.clone()),
+            _ => mismatch("text", v),
+        }
+    }
+}
+
+impl FromValue for String {
+    fn from_value(v: &Value) -> Result<Self> {
+        Text::from_value(v).map(String::from)
+    }
+}
+
+impl FromValue for Bytes {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Blob(b) => Ok(b.clone()),
+            _ => mismatch("bytes", v),
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(v: &Value) -> Result<Self> {
+        Bytes::from_value(v).map(Vec::from)
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_conversions() {
+        assert_eq!(i64::from_value(&Value::Integer(5)).unwrap(), 5);
+        assert!(matches!(
+            i64::from_value(&Value::from("5")),
+            Err(Error::Conversion {
+                expected: "i64",
+                ..
+            })
+        ));
+        assert!(i64::from_value(&Value::Null).is_err());
+        assert_eq!(Option::<i64>::from_value(&Value::Null).unwrap(), None);
+        assert_eq!(String::from_value(&Value::from("x")).unwrap(), "x");
+        assert!(i32::from_value(&Value::Integer(1 << 40)).is_err());
+        assert!(bool::from_value(&Value::Boolean(true)).unwrap());
+        assert_eq!(Vec::<u8>::from_value(&Value::from(vec![1u8])).unwrap(), [1]);
+        assert!(Vec::<u8>::from_value(&Value::from("x")).is_err());
+    }
+}

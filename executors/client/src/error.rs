@@ -1,0 +1,149 @@
+//! The client's one error type.
+
+use std::io;
+use std::sync::Arc;
+
+use dqlite_proto::leader::DiscoveryError;
+use dqlite_proto::{Misuse, ServerFailure, ValueType};
+
+/// Result with the client's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, by kind. Match on this; use the helpers on [`Error`] for the common
+/// questions ("retry?", "did my write happen?").
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection failed or was closed (dial error, reset, EOF). Nothing is known to
+    /// have been applied by the request that saw it, unless it is wrapped in
+    /// [`Error::Ambiguous`].
+    #[error("connection error: {0}")]
+    Connection(Arc<io::Error>),
+    /// The server sent something the protocol does not allow; the connection was dropped.
+    #[error("protocol error: {0}")]
+    Protocol(dqlite_proto::Error),
+    /// The server refused the request (SQLite or dqlite error code and message).
+    #[error("{0}")]
+    Server(ServerFailure),
+    /// A deadline passed.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// No leader could be found.
+    #[error("{0}")]
+    NoLeader(DiscoveryError),
+    /// The pool could not provide a connection.
+    #[error("pool: {0}")]
+    Pool(&'static str),
+    /// The API was used in a way it does not allow; nothing was sent.
+    #[error("misuse: {0}")]
+    Misuse(String),
+    /// A value could not be converted to the requested Rust type.
+    #[error("cannot convert {found:?} value to {expected}")]
+    Conversion {
+        /// The Rust type asked for.
+        expected: &'static str,
+        /// The wire type found.
+        found: ValueType,
+    },
+    /// A column name or index that the result does not have.
+    #[error("no such column: {0}")]
+    NoSuchColumn(String),
+    /// A query expected to return a row returned none.
+    #[error("query returned no rows")]
+    NoRows,
+    /// The object was created in another process (before `fork()`); it must not share the
+    /// parent's socket. Create connections and pools in the process that uses them.
+    #[error("connection used in a forked child process (created by pid {created_by})")]
+    Forked {
+        /// The pid that created the object.
+        created_by: u32,
+    },
+    /// The outcome of a write or COMMIT cannot be known: the request was sent and then the
+    /// connection was lost, or the leader lost leadership before the write committed. It may
+    /// or may not have been applied; it is never retried automatically. Check the data
+    /// (or make the write idempotent) before trying again.
+    #[error("ambiguous outcome (the write may or may not have been applied): {0}")]
+    Ambiguous(Box<Error>),
+}
+
+impl Error {
+    /// The server failure behind this error, if there is one.
+    pub fn server_failure(&self) -> Option<&ServerFailure> {
+        match self {
+            Error::Server(f) => Some(f),
+            Error::Ambiguous(e) => e.server_failure(),
+            _ => None,
+        }
+    }
+
+    /// The SQLite / dqlite error code, if the server sent one.
+    pub fn code(&self) -> Option<u64> {
+        self.server_failure().map(|f| f.code)
+    }
+
+    /// The node answered that it is not the leader.
+    pub fn is_not_leader(&self) -> bool {
+        self.server_failure()
+            .is_some_and(ServerFailure::is_not_leader)
+    }
+
+    /// The database was busy (`SQLITE_BUSY` and its extended codes).
+    pub fn is_busy(&self) -> bool {
+        self.server_failure().is_some_and(ServerFailure::is_busy)
+    }
+
+    /// The outcome of the write is unknown (see [`Error::Ambiguous`]).
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Error::Ambiguous(_))
+    }
+
+    /// A constraint (UNIQUE, PRIMARY KEY, CHECK, ...) was violated.
+    pub fn is_constraint(&self) -> bool {
+        self.server_failure()
+            .is_some_and(ServerFailure::is_constraint)
+    }
+
+    /// A deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout(_) => true,
+            Error::Ambiguous(e) => e.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// The connection that produced this error cannot be used again.
+    pub(crate) fn breaks_connection(&self) -> bool {
+        match self {
+            Error::Connection(_) | Error::Protocol(_) | Error::Timeout(_) => true,
+            Error::Ambiguous(e) => e.breaks_connection(),
+            Error::Server(f) => f.is_not_leader() || f.is_leadership_lost() || f.code == 0,
+            _ => false,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Connection(Arc::new(e))
+    }
+}
+
+impl From<dqlite_proto::Error> for Error {
+    fn from(e: dqlite_proto::Error) -> Self {
+        match e {
+            dqlite_proto::Error::Server(f) => Error::Server(f),
+            dqlite_proto::Error::Misuse(m) => Error::Misuse(m.to_string()),
+            dqlite_proto::Error::Closed { .. } => {
+                Error::Connection(Arc::new(io::Error::new(io::ErrorKind::UnexpectedEof, e)))
+            }
+            other => Error::Protocol(other),
+        }
+    }
+}
+
+impl From<Misuse> for Error {
+    fn from(m: Misuse) -> Self {
+        Error::Misuse(m.to_string())
+    }
+}

@@ -1,0 +1,109 @@
+//! # dqlite-client: the async dqlite client, written once for every runtime
+//!
+//! This crate holds everything the tokio, smol and async-std adapters share: connections,
+//! queries, prepared statements, transactions, leader discovery and the pool. It is generic
+//! over a small [`Runtime`] trait and `futures-io` streams; use it through an adapter crate
+//! (`dqlite-tokio`, `dqlite-smol`, `dqlite-async-std`), which supplies the runtime.
+//!
+//! ## Failure semantics in brief
+//! * Retried automatically: `SQLITE_BUSY` (bounded, jittered); in the [`Pool`]'s own query
+//!   methods, requests that provably had no effect ("not leader", never sent, reads).
+//! * Never retried: a write or COMMIT whose answer was lost, or that failed with "leadership
+//!   lost": it is reported as [`Error::Ambiguous`].
+//! * Every wait has a finite default deadline (see [`Config`]).
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod connection;
+mod convert;
+mod discovery;
+mod error;
+mod params;
+mod pool;
+mod row;
+mod runtime;
+mod statement;
+mod stream;
+mod transaction;
+mod wire;
+
+pub use config::Config;
+pub use connection::Connection;
+pub use convert::FromValue;
+pub use discovery::connect_cluster;
+pub use error::{Error, Result};
+pub use params::IntoParams;
+pub use pool::{Pool, PoolOptions, PoolStatus, PooledConnection};
+pub use row::{ColumnIndex, Row};
+pub use runtime::{BoxFuture, Runtime};
+pub use statement::Statement;
+pub use stream::RowStream;
+pub use transaction::Transaction;
+
+pub use dqlite_proto::leader::{DiscoveryConfig, RedirectPolicy};
+pub use dqlite_proto::{
+    ExecResult, File, Limits, Metadata, NodeInfo, NodeRole, RowsBatch, Text, Value, ValueType,
+};
+
+/// Defines an adapter crate's entry points for its runtime type `$rt` (which must implement
+/// [`Runtime`] and `Default`): the `Connection`, `Pool`, `Transaction`, `RowStream` and
+/// `PooledConnection` aliases, and `connect`, `connect_with`, `connect_cluster`,
+/// `create_pool` and `create_pool_with`. Adapters stay a few lines long and identical in
+/// shape.
+#[macro_export]
+macro_rules! adapter_api {
+    ($rt:ty) => {
+        /// A connection on this runtime.
+        pub type Connection = $crate::Connection<$rt>;
+        /// A pool on this runtime.
+        pub type Pool = $crate::Pool<$rt>;
+        /// A pooled connection on this runtime.
+        pub type PooledConnection = $crate::PooledConnection<$rt>;
+        /// A transaction on this runtime.
+        pub type Transaction<'c> = $crate::Transaction<'c, $rt>;
+        /// A row stream on this runtime.
+        pub type RowStream<'c> = $crate::RowStream<'c, $rt>;
+
+        /// Connects to the node at `address` and opens the `"default"` database there.
+        pub async fn connect(address: &str) -> $crate::Result<Connection> {
+            connect_with(address, $crate::Config::default()).await
+        }
+
+        /// Connects to the node at `address` with `config`.
+        pub async fn connect_with(
+            address: &str,
+            config: $crate::Config,
+        ) -> $crate::Result<Connection> {
+            $crate::Connection::connect(<$rt>::default(), address, config).await
+        }
+
+        /// Finds the leader among `addresses` and connects to it.
+        pub async fn connect_cluster(
+            addresses: &[&str],
+            config: $crate::Config,
+        ) -> $crate::Result<Connection> {
+            $crate::connect_cluster(<$rt>::default(), addresses, config).await
+        }
+
+        /// Creates a pool over the cluster at `addresses`, with default settings.
+        pub async fn create_pool(addresses: &[&str]) -> $crate::Result<Pool> {
+            create_pool_with(
+                addresses,
+                $crate::Config::default(),
+                $crate::PoolOptions::default(),
+            )
+            .await
+        }
+
+        /// Creates a pool with explicit connection settings and pool options.
+        pub async fn create_pool_with(
+            addresses: &[&str],
+            config: $crate::Config,
+            options: $crate::PoolOptions,
+        ) -> $crate::Result<Pool> {
+            $crate::Pool::new(<$rt>::default(), addresses, config, options).await
+        }
+    };
+}

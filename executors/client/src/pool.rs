@@ -1,0 +1,381 @@
+//! A bounded pool of leader connections that follows the leader.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_lock::{Semaphore, SemaphoreGuardArc};
+use dqlite_proto::leader::Node;
+use dqlite_proto::{ExecResult, Value};
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::convert::FromValue;
+use crate::discovery::connect_leader;
+use crate::error::{Error, Result};
+use crate::params::IntoParams;
+use crate::row::Row;
+use crate::runtime::{timeout, Runtime};
+
+/// How many times the pool's own query methods try again after an error that provably had
+/// no effect ("not leader", a request never sent, a read that failed).
+const POOL_ATTEMPTS: u32 = 3;
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Connections opened (in parallel) when the pool is created. Default 1.
+    pub min_size: usize,
+    /// Most connections open at once. Default 10.
+    pub max_size: usize,
+    /// Longest wait in [`Pool::acquire`] (including connecting). Default 30 s.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            min_size: 1,
+            max_size: 10,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counts for monitoring and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections waiting in the pool.
+    pub idle: usize,
+    /// Connections handed out right now.
+    pub in_use: usize,
+}
+
+struct Inner<R: Runtime> {
+    rt: R,
+    config: Arc<Config>,
+    options: PoolOptions,
+    idle: Mutex<Vec<Connection<R>>>,
+    permits: Arc<Semaphore>,
+    in_use: AtomicUsize,
+    nodes: Mutex<Vec<Node>>,
+    leader: Mutex<Option<String>>,
+    /// Serialises full discoveries; holds the count of discoveries done.
+    discovery: async_lock::Mutex<u64>,
+    generation: AtomicU64,
+    closed: AtomicBool,
+    pid: u32,
+}
+
+/// A pool of connections to the cluster's leader.
+///
+/// Cheap to clone (all clones share one pool). Connections are reused last-in-first-out;
+/// broken ones are discarded; one returned inside a transaction is rolled back before reuse;
+/// a "not leader" answer forgets the cached leader and the idle connections to it, and the
+/// next connection finds the new leader. The node list is refreshed from the cluster's own
+/// membership every time the pool reaches a leader, so a pool seeded with one address
+/// survives that node's death.
+pub struct Pool<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: Runtime> Clone for Pool<R> {
+    fn clone(&self) -> Self {
+        Pool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Pool<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Pool<R> {
+    /// Creates a pool over the nodes at `addresses` and opens `min_size` connections in
+    /// parallel.
+    pub async fn new(
+        rt: R,
+        addresses: &[&str],
+        config: Config,
+        options: PoolOptions,
+    ) -> Result<Pool<R>> {
+        if addresses.is_empty() {
+            return Err(Error::Misuse(
+                "a pool needs at least one node address".into(),
+            ));
+        }
+        let max = options.max_size.max(1);
+        let pool = Pool {
+            inner: Arc::new(Inner {
+                rt,
+                config: Arc::new(config),
+                options: PoolOptions {
+                    max_size: max,
+                    ..options
+                },
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(max)),
+                in_use: AtomicUsize::new(0),
+                nodes: Mutex::new(addresses.iter().map(|a| Node::new(*a)).collect()),
+                leader: Mutex::new(None),
+                discovery: async_lock::Mutex::new(0),
+                generation: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+                pid: std::process::id(),
+            }),
+        };
+        let warm = pool.inner.options.min_size.min(max);
+        let opened = futures_util::future::join_all((0..warm).map(|_| pool.acquire())).await;
+        for conn in opened {
+            conn?;
+        }
+        Ok(pool)
+    }
+
+    /// A connection to the leader, waiting at most the acquire timeout.
+    pub async fn acquire(&self) -> Result<PooledConnection<R>> {
+        let inner = &self.inner;
+        if std::process::id() != inner.pid {
+            return Err(Error::Forked {
+                created_by: inner.pid,
+            });
+        }
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Pool("the pool is closed"));
+        }
+        let work = async {
+            let permit = inner.permits.acquire_arc().await;
+            let reused = loop {
+                let candidate = inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+                match candidate {
+                    Some(c) if c.is_broken() => continue,
+                    other => break other,
+                }
+            };
+            let conn = match reused {
+                Some(c) => c,
+                None => self.open_connection().await?,
+            };
+            inner.in_use.fetch_add(1, Ordering::AcqRel);
+            Ok(PooledConnection {
+                conn: Some(conn),
+                pool: self.inner.clone(),
+                _permit: permit,
+            })
+        };
+        timeout(&inner.rt, inner.options.acquire_timeout, work)
+            .await
+            .unwrap_or(Err(Error::Timeout("acquiring a pooled connection")))
+    }
+
+    /// Counts of idle and handed-out connections.
+    pub fn status(&self) -> PoolStatus {
+        PoolStatus {
+            idle: self.inner.idle.lock().map_or(0, |i| i.len()),
+            in_use: self.inner.in_use.load(Ordering::Acquire),
+        }
+    }
+
+    /// The node addresses the pool currently knows (refreshed from the cluster).
+    pub fn nodes(&self) -> Vec<String> {
+        self.inner
+            .nodes
+            .lock()
+            .map(|n| n.iter().map(|n| n.address.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Closes the pool: idle connections are dropped, later acquires fail. Connections in
+    /// use are closed when returned.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let idle: Vec<_> = self
+            .inner
+            .idle
+            .lock()
+            .map(|mut i| i.drain(..).collect())
+            .unwrap_or_default();
+        for conn in idle {
+            let _ = conn.close().await;
+        }
+    }
+
+    /// Opens a connection to the leader; concurrent callers share one discovery.
+    async fn open_connection(&self) -> Result<Connection<R>> {
+        let inner = &self.inner;
+        let seen = inner.generation.load(Ordering::Acquire);
+        // Fast path: the cached leader, confirmed by one LEADER round trip.
+        let cached = inner.leader.lock().ok().and_then(|l| l.clone());
+        if let Some(addr) = cached {
+            let nodes = vec![Node::new(addr.clone())];
+            if let Ok(conn) = connect_leader(&inner.rt, nodes, None, inner.config.clone()).await {
+                return Ok(conn);
+            }
+            self.forget_leader(&addr);
+        }
+        let mut done = inner.discovery.lock().await;
+        if *done != seen {
+            // Someone found the leader while we waited: use it.
+            if let Some(addr) = inner.leader.lock().ok().and_then(|l| l.clone()) {
+                let nodes = vec![Node::new(addr)];
+                if let Ok(conn) = connect_leader(&inner.rt, nodes, None, inner.config.clone()).await
+                {
+                    return Ok(conn);
+                }
+            }
+        }
+        let nodes = inner.nodes.lock().map(|n| n.clone()).unwrap_or_default();
+        let mut conn = connect_leader(&inner.rt, nodes, None, inner.config.clone()).await?;
+        *done += 1;
+        inner.generation.store(*done, Ordering::Release);
+        if let Ok(mut l) = inner.leader.lock() {
+            *l = Some(conn.address().to_owned());
+        }
+        // Keep the node list current from the cluster's own membership.
+        if let Ok(members) = conn.cluster().await {
+            if !members.is_empty() {
+                if let Ok(mut n) = inner.nodes.lock() {
+                    *n = members
+                        .into_iter()
+                        .map(|m| Node {
+                            address: m.address.to_string(),
+                            id: m.id,
+                            role: m.role,
+                        })
+                        .collect();
+                }
+            }
+        }
+        Ok(conn)
+    }
+
+    fn forget_leader(&self, address: &str) {
+        if let Ok(mut l) = self.inner.leader.lock() {
+            if l.as_deref() == Some(address) {
+                *l = None;
+            }
+        }
+        if let Ok(mut idle) = self.inner.idle.lock() {
+            idle.retain(|c| c.address() != address);
+        }
+    }
+
+    /// [`Connection::execute`] on a pooled connection, retried on a new leader when the
+    /// failure provably had no effect.
+    pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<ExecResult> {
+        let params = params.into_params();
+        let mut attempt = 0;
+        loop {
+            let result = match self.acquire().await {
+                Ok(mut c) => c.execute(sql, params.as_slice()).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if retryable(&e) && attempt + 1 < POOL_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// [`Connection::fetch`] on a pooled connection, retried like [`execute`](Self::execute).
+    pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
+        let params = params.into_params();
+        let mut attempt = 0;
+        loop {
+            let result = match self.acquire().await {
+                Ok(mut c) => c.fetch(sql, params.as_slice()).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if retryable(&e) && attempt + 1 < POOL_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// [`Connection::fetch_all`] on a pooled connection.
+    pub async fn fetch_all(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Vec<Value>>> {
+        let rows = self.fetch(sql, params).await?;
+        Ok(rows.into_iter().map(Row::into_values).collect())
+    }
+
+    /// [`Connection::fetch_one`] on a pooled connection.
+    pub async fn fetch_one(&self, sql: &str, params: impl IntoParams) -> Result<Row> {
+        self.fetch(sql, params)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NoRows)
+    }
+
+    /// [`Connection::fetch_val`] on a pooled connection.
+    pub async fn fetch_val<T: FromValue>(&self, sql: &str, params: impl IntoParams) -> Result<T> {
+        self.fetch_one(sql, params).await?.get(0)
+    }
+}
+
+/// Errors after which trying again on a fresh leader connection cannot apply anything twice.
+fn retryable(e: &Error) -> bool {
+    !e.is_ambiguous()
+        && (e.is_not_leader()
+            || matches!(
+                e,
+                Error::Connection(_) | Error::Timeout(_) | Error::NoLeader(_)
+            ))
+}
+
+/// A connection borrowed from a [`Pool`]; returned to it when dropped.
+pub struct PooledConnection<R: Runtime> {
+    conn: Option<Connection<R>>,
+    pool: Arc<Inner<R>>,
+    _permit: SemaphoreGuardArc,
+}
+
+impl<R: Runtime> Deref for PooledConnection<R> {
+    type Target = Connection<R>;
+    fn deref(&self) -> &Connection<R> {
+        // Present from creation until drop.
+        self.conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("connection taken before drop"))
+    }
+}
+
+impl<R: Runtime> DerefMut for PooledConnection<R> {
+    fn deref_mut(&mut self) -> &mut Connection<R> {
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("connection taken before drop"))
+    }
+}
+
+impl<R: Runtime> Drop for PooledConnection<R> {
+    fn drop(&mut self) {
+        self.pool.in_use.fetch_sub(1, Ordering::AcqRel);
+        let Some(conn) = self.conn.take() else { return };
+        if conn.saw_not_leader() {
+            let address = conn.address().to_owned();
+            if let Ok(mut l) = self.pool.leader.lock() {
+                if l.as_deref() == Some(address.as_str()) {
+                    *l = None;
+                }
+            }
+            if let Ok(mut idle) = self.pool.idle.lock() {
+                idle.retain(|c| c.address() != address);
+            }
+            return;
+        }
+        if conn.is_broken() || self.pool.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut idle) = self.pool.idle.lock() {
+            idle.push(conn);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The little a runtime must provide: dialing a TCP stream, sleeping, and the time.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::future::{select, Either};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An async runtime, as the client needs it. Adapter crates implement this in a few lines.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// The TCP stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Dials `address` (`host:port`), with `TCP_NODELAY` and keepalive set on the socket.
+    fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>>;
+
+    /// Completes after `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// The current instant.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Runs `fut` for at most `limit`; `None` when the time ran out first.
+pub(crate) async fn timeout<R: Runtime, T>(
+    rt: &R,
+    limit: Duration,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    let fut = std::pin::pin!(fut);
+    match select(fut, rt.sleep(limit)).await {
+        Either::Left((v, _)) => Some(v),
+        Either::Right(_) => None,
+    }
+}

@@ -1,0 +1,85 @@
+//! Row streams: a query's result read batch by batch.
+
+use std::sync::Arc;
+
+use dqlite_proto::{Reply, RequestId, RowsBatch, Text};
+
+use crate::connection::{unexpected, Connection};
+use crate::error::Result;
+use crate::row::Row;
+use crate::runtime::Runtime;
+
+/// A query result read one batch at a time (see [`Connection::stream`]).
+///
+/// Memory is bounded by one batch (the server cuts batches at about a page) plus what the
+/// caller keeps. Dropping the stream before the end is safe: the connection drains the rest
+/// of the result (behind an INTERRUPT) before its next request.
+pub struct RowStream<'c, R: Runtime> {
+    conn: &'c mut Connection<R>,
+    id: RequestId,
+    columns: Option<Arc<[Text]>>,
+    done: bool,
+}
+
+impl<'c, R: Runtime> RowStream<'c, R> {
+    pub(crate) fn new(conn: &'c mut Connection<R>, id: RequestId) -> Self {
+        RowStream {
+            conn,
+            id,
+            columns: None,
+            done: false,
+        }
+    }
+
+    /// The next batch of rows, or `None` after the last. Each batch has its own deadline
+    /// ([`Config::frame_timeout`](crate::Config::frame_timeout)).
+    pub async fn next_batch(&mut self) -> Result<Option<RowsBatch>> {
+        if self.done {
+            return Ok(None);
+        }
+        let limit = self.conn.config.frame_timeout;
+        let result = self.conn.wait(self.id, limit).await;
+        match result {
+            Ok(Reply::Rows(batch)) => {
+                self.done = batch.is_last();
+                Ok(Some(batch))
+            }
+            Ok(other) => {
+                self.done = true;
+                Err(unexpected(other))
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// The rows of the next batch (empty only at the end, or for an empty final batch).
+    pub async fn next_rows(&mut self) -> Result<Option<Vec<Row>>> {
+        let Some(batch) = self.next_batch().await? else {
+            return Ok(None);
+        };
+        let (cols, values) = batch.into_parts();
+        let columns = self.columns.get_or_insert_with(|| cols.into()).clone();
+        let n = columns.len();
+        if n == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let mut rows = Vec::with_capacity(values.len() / n);
+        let mut it = values.into_iter();
+        while it.len() >= n {
+            rows.push(Row::new(columns.clone(), it.by_ref().take(n).collect()));
+        }
+        Ok(Some(rows))
+    }
+}
+
+impl<R: Runtime> Drop for RowStream<'_, R> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.inflight = None;
+            self.conn.wire.core.abandon(self.id);
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! # dqlite-smol: the dqlite client on smol
+//!
+//! ```no_run
+//! # async fn demo() -> dqlite_smol::Result<()> {
+//! let pool = dqlite_smol::create_pool(&["127.0.0.1:9001", "127.0.0.1:9002"]).await?;
+//! pool.execute("CREATE TABLE IF NOT EXISTS test (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
+//! pool.execute("INSERT INTO test (name) VALUES (?)", ("hello",)).await?;
+//! let n: i64 = pool.fetch_val("SELECT count(*) FROM test", ()).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+use std::io;
+use std::time::Duration;
+
+pub use dqlite_client::*;
+
+/// The smol [`Runtime`]: TCP via `async-net`, timers via `async-io`. It works under any
+/// executor, since `async-io` drives its own reactor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Smol;
+
+impl Runtime for Smol {
+    type Stream = async_net::TcpStream;
+
+    fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>> {
+        let address = address.to_owned();
+        Box::pin(async move {
+            let stream = async_net::TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            socket2::SockRef::from(&stream).set_keepalive(true)?;
+            Ok(stream)
+        })
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            async_io::Timer::after(duration).await;
+        })
+    }
+}
+
+dqlite_client::adapter_api!(Smol);

@@ -1,0 +1,46 @@
+//! # dqlite-tokio: the dqlite client on tokio
+//!
+//! ```no_run
+//! # async fn demo() -> dqlite_tokio::Result<()> {
+//! let mut conn = dqlite_tokio::connect("127.0.0.1:9001").await?;
+//! let mut tx = conn.begin().await?;
+//! tx.execute("CREATE TABLE IF NOT EXISTS test (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
+//! tx.execute("INSERT INTO test (name) VALUES (?)", ("hello",)).await?;
+//! for row in tx.fetch("SELECT id, name FROM test", ()).await? {
+//!     println!("{} {}", row.get::<i64, _>("id")?, row.get::<String, _>("name")?);
+//! }
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+use std::io;
+use std::time::Duration;
+
+pub use dqlite_client::*;
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+/// The tokio [`Runtime`]: TCP via `tokio::net`, sleeping via `tokio::time`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    type Stream = Compat<tokio::net::TcpStream>;
+
+    fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>> {
+        let address = address.to_owned();
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            socket2::SockRef::from(&stream).set_keepalive(true)?;
+            Ok(stream.compat())
+        })
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+dqlite_client::adapter_api!(Tokio);
