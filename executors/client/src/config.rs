@@ -42,8 +42,8 @@ impl Default for Config {
             probe_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(30),
             limits: Limits::default(),
-            busy_retries: 5,
-            busy_backoff: Duration::from_millis(10),
+            busy_retries: 12,
+            busy_backoff: Duration::from_millis(5),
             discovery: DiscoveryConfig::default(),
             params32: false,
         }
@@ -52,7 +52,7 @@ impl Default for Config {
 
 impl Config {
     /// The defaults: database `"default"`, dial 5 s, request 30 s, each result frame 10 s,
-    /// leader probe 2 s, whole connect (discovery included) 30 s, 5 BUSY retries.
+    /// leader probe 2 s, whole connect (discovery included) 30 s, 12 BUSY retries.
     pub fn new() -> Config {
         Config::default()
     }
@@ -105,7 +105,8 @@ impl Config {
     }
 
     /// How many times a statement failing with `SQLITE_BUSY` is retried, with jittered
-    /// exponential pauses starting at `backoff` (default 5 and 10 ms). 0 disables retries.
+    /// exponential pauses starting at `backoff` and capped at 250 ms (default 12 and 5 ms,
+    /// about 2 s in all). 0 disables retries.
     pub fn busy_retries(mut self, retries: u32, backoff: Duration) -> Self {
         self.busy_retries = retries;
         self.busy_backoff = backoff;

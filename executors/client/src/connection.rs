@@ -21,6 +21,9 @@ use crate::stream::RowStream;
 use crate::transaction::Transaction;
 use crate::wire::Wire;
 
+/// Longest pause between two BUSY retries.
+const BUSY_PAUSE_CAP: Duration = Duration::from_millis(250);
+
 /// Whether a failed request may have taken effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
@@ -533,7 +536,8 @@ impl<R: Runtime> Connection<R> {
                 let base = self
                     .config
                     .busy_backoff
-                    .saturating_mul(1 << (*attempt).min(10));
+                    .saturating_mul(1 << (*attempt).min(10))
+                    .min(BUSY_PAUSE_CAP);
                 let frac = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
                 self.rt.sleep(base.mul_f64(frac)).await;
                 Ok(())

@@ -1,0 +1,153 @@
+//! The protocol core driven over a blocking `std::net::TcpStream`, with no async runtime.
+//!
+//! This is the smallest complete driver of [`dqlite_proto::Connection`] and doubles as the
+//! example of embedding the core in a custom event loop: queue a command, write what
+//! `poll_transmit` gives, read into `handle_input`, and drain `poll_event`. The test harness
+//! also uses it to ask real nodes who leads.
+//!
+//! ```no_run
+//! use dqlite_tests::blocking::BlockingConn;
+//! use dqlite_proto::{Reply, Value};
+//!
+//! let mut c = BlockingConn::connect("127.0.0.1:9001").unwrap();
+//! c.call(|p| p.open("app")).unwrap();
+//! c.call(|p| p.exec_sql("CREATE TABLE IF NOT EXISTS t (x INTEGER)", &[])).unwrap();
+//! let replies = c.call(|p| p.query_sql("SELECT ?", &[Value::Integer(1)])).unwrap();
+//! assert!(matches!(replies.last(), Some(Reply::Rows(_))));
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use dqlite_proto::{Config, Connection, Error, NodeInfo, Reply, RequestId};
+
+/// How long a blocking call may wait for the server before failing.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Failure of a blocking call: the socket or the protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Socket error (including timeouts).
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// Protocol error, or a FAILURE from the server (`Error::Server`).
+    #[error(transparent)]
+    Proto(#[from] Error),
+}
+
+/// A blocking connection: a socket and the sans-IO core.
+pub struct BlockingConn {
+    sock: TcpStream,
+    core: Connection,
+    buf: Vec<u8>,
+    /// Every byte received, when recording (for capturing fixtures).
+    recording: Option<Vec<u8>>,
+}
+
+impl BlockingConn {
+    /// Dials `addr` with [`DEFAULT_TIMEOUT`] on connect, reads and writes.
+    pub fn connect(addr: &str) -> io::Result<BlockingConn> {
+        Self::connect_with(addr, Config::default(), DEFAULT_TIMEOUT)
+    }
+
+    /// Dials `addr` with a core configuration and a timeout for every socket operation.
+    pub fn connect_with(addr: &str, config: Config, timeout: Duration) -> io::Result<BlockingConn> {
+        let sa = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        let sock = TcpStream::connect_timeout(&sa, timeout)?;
+        sock.set_nodelay(true)?;
+        sock.set_read_timeout(Some(timeout))?;
+        sock.set_write_timeout(Some(timeout))?;
+        Ok(BlockingConn {
+            sock,
+            core: Connection::new(config),
+            buf: vec![0; 64 * 1024],
+            recording: None,
+        })
+    }
+
+    /// The core, for inspection.
+    pub fn core(&self) -> &Connection {
+        &self.core
+    }
+
+    /// Starts recording received bytes; [`take_recording`](Self::take_recording) returns them.
+    pub fn record(&mut self) {
+        self.recording = Some(Vec::new());
+    }
+
+    /// The bytes received since [`record`](Self::record), and stops recording.
+    pub fn take_recording(&mut self) -> Vec<u8> {
+        self.recording.take().unwrap_or_default()
+    }
+
+    /// Queues one command with `f`, sends it, and returns every reply to it (several for a
+    /// multi-part query). A FAILURE reply becomes `Err(CallError::Proto(Error::Server(..)))`.
+    pub fn call(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> Result<RequestId, Error>,
+    ) -> Result<Vec<Reply>, CallError> {
+        let id = f(&mut self.core)?;
+        self.flush()?;
+        let mut replies = Vec::new();
+        loop {
+            while let Some(ev) = self.core.poll_event()? {
+                if ev.request != id {
+                    continue;
+                }
+                let done = ev.completes_request();
+                match ev.reply {
+                    Reply::Failure(f) => return Err(Error::Server(f).into()),
+                    reply => replies.push(reply),
+                }
+                if done {
+                    return Ok(replies);
+                }
+            }
+            self.read_some()?;
+        }
+    }
+
+    /// Asks this node who it thinks leads.
+    pub fn leader(&mut self) -> Result<NodeInfo, CallError> {
+        match self.call(Connection::leader)?.pop() {
+            Some(Reply::Leader(n)) => Ok(n),
+            other => Err(io::Error::other(format!("unexpected reply {other:?}")).into()),
+        }
+    }
+
+    /// Asks this node for the cluster's nodes, with roles.
+    pub fn cluster(&mut self) -> Result<Vec<NodeInfo>, CallError> {
+        match self.call(|c| c.cluster(true))?.pop() {
+            Some(Reply::Nodes(n)) => Ok(n),
+            other => Err(io::Error::other(format!("unexpected reply {other:?}")).into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while let Some(bytes) = self.core.poll_transmit() {
+            let n = self.sock.write(bytes)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.core.advance_transmit(n);
+        }
+        Ok(())
+    }
+
+    fn read_some(&mut self) -> Result<(), CallError> {
+        let n = self.sock.read(&mut self.buf)?;
+        if n == 0 {
+            return Err(self.core.handle_eof().into());
+        }
+        let data = self.buf.get(..n).unwrap_or_default();
+        if let Some(rec) = &mut self.recording {
+            rec.extend_from_slice(data);
+        }
+        self.core.handle_input(data);
+        Ok(())
+    }
+}

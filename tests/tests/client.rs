@@ -1,0 +1,543 @@
+//! The async client's behaviour against real dqlite clusters, the same scenarios on tokio,
+//! smol and async-std.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dqlite_client::{Config, Connection, Error, NodeRole, Pool, PoolOptions, Runtime, Value};
+use dqlite_tests::harness::Cluster;
+
+fn addrs(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .db_addresses()
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn config(db: &str) -> Config {
+    Config::new()
+        .database(db)
+        .request_timeout(Duration::from_secs(10))
+}
+
+/// Runs `f` on each runtime in turn.
+trait Block {
+    fn block_on<F: Future>(&self, f: F) -> F::Output;
+}
+
+struct OnTokio;
+impl Block for OnTokio {
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(f)
+    }
+}
+
+struct OnSmol;
+impl Block for OnSmol {
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        smol::block_on(f)
+    }
+}
+
+struct OnAsyncStd;
+impl Block for OnAsyncStd {
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        async_std::task::block_on(f)
+    }
+}
+
+async fn quickstart<R: Runtime>(rt: R, leader: &str) {
+    let mut conn = Connection::connect(rt, leader, config("quickstart"))
+        .await
+        .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute("CREATE TABLE test (id INTEGER PRIMARY KEY, name TEXT)", ())
+        .await
+        .unwrap();
+    let r = tx
+        .execute("INSERT INTO test (name) VALUES (?)", ("hello",))
+        .await
+        .unwrap();
+    assert_eq!((r.last_insert_id, r.rows_affected), (1, 1));
+    tx.execute(
+        "INSERT INTO test (name) VALUES (?)",
+        dqlite_client::params!["world"],
+    )
+    .await
+    .unwrap();
+    let rows = tx
+        .fetch("SELECT id, name FROM test ORDER BY id", ())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get::<i64, _>("id").unwrap(), 1);
+    assert_eq!(rows[1].get::<String, _>("name").unwrap(), "world");
+    let all = tx
+        .fetch_all("SELECT id, name FROM test ORDER BY id", ())
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        vec![
+            vec![Value::Integer(1), Value::from("hello")],
+            vec![Value::Integer(2), Value::from("world")]
+        ]
+    );
+    let n: i64 = tx.fetch_val("SELECT count(*) FROM test", ()).await.unwrap();
+    assert_eq!(n, 2);
+    tx.commit().await.unwrap();
+    let name: Option<String> = conn
+        .fetch_val("SELECT name FROM test WHERE id = ?", (1i64,))
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("hello"));
+    assert!(matches!(
+        conn.fetch_one("SELECT 1 FROM test WHERE id = 99", ()).await,
+        Err(Error::NoRows)
+    ));
+    assert!(conn
+        .fetch_optional("SELECT 1 FROM test WHERE id = 99", ())
+        .await
+        .unwrap()
+        .is_none());
+    // Wrong Rust type: a typed conversion error, not a panic.
+    let wrong = conn
+        .fetch_val::<i64>("SELECT name FROM test WHERE id = 1", ())
+        .await;
+    assert!(
+        matches!(
+            wrong,
+            Err(Error::Conversion {
+                expected: "i64",
+                ..
+            })
+        ),
+        "{wrong:?}"
+    );
+    // NUL inside text is refused before anything is sent.
+    let nul = conn
+        .execute("INSERT INTO test (name) VALUES (?)", ("a\0b",))
+        .await;
+    assert!(matches!(nul, Err(Error::Misuse(_))), "{nul:?}");
+    conn.close().await.unwrap();
+}
+
+async fn value_types<R: Runtime>(rt: R, leader: &str) {
+    let mut conn = Connection::connect(rt, leader, config("values"))
+        .await
+        .unwrap();
+    conn.execute(
+        "CREATE TABLE v (i INTEGER, f REAL, s TEXT, b BLOB, flag BOOLEAN, d DATETIME)",
+        (),
+    )
+    .await
+    .unwrap();
+    conn.execute(
+        "INSERT INTO v VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            i64::MIN,
+            2.25f64,
+            "ünïcode",
+            vec![0u8, 1, 2, 255],
+            true,
+            Value::Iso8601("2024-05-06 07:08:09".into()),
+        ),
+    )
+    .await
+    .unwrap();
+    conn.execute(
+        "INSERT INTO v VALUES (?, ?, ?, ?, ?, ?)",
+        dqlite_client::params![
+            None::<i64>,
+            None::<f64>,
+            None::<String>,
+            None::<Vec<u8>>,
+            None::<bool>,
+            None::<String>
+        ],
+    )
+    .await
+    .unwrap();
+    let rows = conn
+        .fetch_all("SELECT i, f, s, b, flag, d FROM v ORDER BY rowid", ())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0],
+        [
+            Value::Integer(i64::MIN),
+            Value::Float(2.25),
+            Value::from("ünïcode"),
+            Value::Blob(Bytes::from_static(&[0, 1, 2, 255])),
+            Value::Boolean(true),
+            Value::Iso8601("2024-05-06 07:08:09".into()),
+        ]
+    );
+    // NULLs: real NULL in plain columns on every server; BOOLEAN / DATETIME columns give NULL
+    // on patched servers and false / "" on released ones.
+    let n = &rows[1];
+    assert_eq!(n[..4], [Value::Null, Value::Null, Value::Null, Value::Null]);
+    assert!(
+        matches!(n[4], Value::Null | Value::Boolean(false)),
+        "{:?}",
+        n[4]
+    );
+    assert!(
+        n[5] == Value::Null || n[5] == Value::Iso8601("".into()),
+        "{:?}",
+        n[5]
+    );
+    // The `+col` workaround reads the stored NULL on every server.
+    let plus = conn
+        .fetch_all("SELECT +flag, +d FROM v WHERE i IS NULL", ())
+        .await
+        .unwrap();
+    assert_eq!(plus[0], [Value::Null, Value::Null]);
+    let flag: Option<bool> = conn
+        .fetch_val("SELECT +flag FROM v WHERE i IS NULL", ())
+        .await
+        .unwrap();
+    assert_eq!(flag, None);
+    let blob: Vec<u8> = conn
+        .fetch_val("SELECT b FROM v WHERE i IS NOT NULL", ())
+        .await
+        .unwrap();
+    assert_eq!(blob, [0, 1, 2, 255]);
+}
+
+async fn big_results<R: Runtime>(rt: R, leader: &str) {
+    let mut conn = Connection::connect(rt, leader, config("big"))
+        .await
+        .unwrap();
+    conn.execute("CREATE TABLE big (x INTEGER, s TEXT)", ())
+        .await
+        .unwrap();
+    conn.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) \
+         INSERT INTO big SELECT x, 'row-' || x FROM c",
+        (),
+    )
+    .await
+    .unwrap();
+    let rows = conn
+        .fetch("SELECT x, s FROM big ORDER BY x", ())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 100_000);
+    assert_eq!(rows[99_999].get::<i64, _>("x").unwrap(), 100_000);
+    assert_eq!(rows[41].get::<String, _>("s").unwrap(), "row-42");
+
+    let mut stream = conn
+        .stream("SELECT x FROM big ORDER BY x", ())
+        .await
+        .unwrap();
+    let (mut batches, mut count, mut last) = (0, 0, 0);
+    while let Some(rows) = stream.next_rows().await.unwrap() {
+        batches += 1;
+        for r in rows {
+            let x: i64 = r.get(0).unwrap();
+            assert_eq!(x, last + 1);
+            last = x;
+            count += 1;
+        }
+    }
+    assert_eq!(count, 100_000);
+    assert!(batches > 10, "expected many PART batches, got {batches}");
+    drop(stream);
+
+    // Abandoning a stream after one batch: the next query gets its own answer.
+    let mut stream = conn
+        .stream("SELECT x FROM big ORDER BY x", ())
+        .await
+        .unwrap();
+    assert!(stream.next_batch().await.unwrap().is_some());
+    drop(stream);
+    let n: i64 = conn
+        .fetch_val("SELECT count(*) FROM big WHERE x > ?", (99_990i64,))
+        .await
+        .unwrap();
+    assert_eq!(n, 10);
+}
+
+async fn transactions<R: Runtime>(rt: R, leader: &str) {
+    let mut conn = Connection::connect(rt, leader, config("tx")).await.unwrap();
+    conn.execute(
+        "CREATE TABLE acct (id INTEGER PRIMARY KEY, v INTEGER UNIQUE)",
+        (),
+    )
+    .await
+    .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO acct (v) VALUES (1)", ())
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        conn.fetch_val::<i64>("SELECT count(*) FROM acct", ())
+            .await
+            .unwrap(),
+        0
+    );
+
+    {
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO acct (v) VALUES (2)", ())
+            .await
+            .unwrap();
+        // Dropped without commit: rolled back before the next use.
+    }
+    assert!(!conn.fetch_all("SELECT 1", ()).await.unwrap().is_empty());
+    assert!(!conn.in_transaction());
+    assert_eq!(
+        conn.fetch_val::<i64>("SELECT count(*) FROM acct", ())
+            .await
+            .unwrap(),
+        0
+    );
+
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute("INSERT INTO acct (v) VALUES (3)", ())
+        .await
+        .unwrap();
+    {
+        let mut sp = tx.begin().await.unwrap();
+        sp.execute("INSERT INTO acct (v) VALUES (4)", ())
+            .await
+            .unwrap();
+        sp.rollback().await.unwrap();
+    }
+    {
+        let mut sp = tx.begin().await.unwrap();
+        sp.execute("INSERT INTO acct (v) VALUES (5)", ())
+            .await
+            .unwrap();
+        sp.commit().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let vs = conn
+        .fetch_all("SELECT v FROM acct ORDER BY v", ())
+        .await
+        .unwrap();
+    assert_eq!(vs, vec![vec![Value::Integer(3)], vec![Value::Integer(5)]]);
+
+    // Constraint violations surface the SQLite code (SQLITE_CONSTRAINT_UNIQUE = 2067).
+    let e = conn
+        .execute("INSERT INTO acct (v) VALUES (3)", ())
+        .await
+        .unwrap_err();
+    assert!(e.is_constraint(), "{e:?}");
+    assert_eq!(e.code(), Some(2067), "{e:?}");
+    assert!(!e.is_ambiguous());
+    // The connection is still good.
+    assert_eq!(
+        conn.fetch_val::<i64>("SELECT count(*) FROM acct", ())
+            .await
+            .unwrap(),
+        2
+    );
+
+    // Prepared statements, executed many times, finalized on drop.
+    let stmt = conn
+        .prepare("INSERT INTO acct (v) VALUES (?)")
+        .await
+        .unwrap();
+    for v in 10..20i64 {
+        conn.execute_prepared(&stmt, (v,)).await.unwrap();
+    }
+    drop(stmt);
+    let q = conn
+        .prepare("SELECT count(*) FROM acct WHERE v >= ?")
+        .await
+        .unwrap();
+    let rows = conn.fetch_prepared(&q, (10i64,)).await.unwrap();
+    assert_eq!(rows[0].get::<i64, _>(0).unwrap(), 10);
+    conn.finalize(q).await.unwrap();
+}
+
+async fn cluster_aware<R: Runtime>(rt: R, cluster_addrs: &[String], leader: &str) {
+    // The first address is a follower: the client finds the leader anyway.
+    let mut ordered: Vec<&str> = cluster_addrs
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != leader)
+        .collect();
+    ordered.push(leader);
+    let mut conn = dqlite_client::connect_cluster(rt.clone(), &ordered, config("cluster"))
+        .await
+        .unwrap();
+    assert_eq!(conn.address(), leader);
+    let members = conn.cluster().await.unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(
+        members
+            .iter()
+            .filter(|m| m.role == Some(NodeRole::Voter))
+            .count(),
+        3
+    );
+    conn.set_weight(3).await.unwrap();
+    assert_eq!(conn.describe().await.unwrap().weight, 3);
+    let files = conn.dump().await.unwrap();
+    assert_eq!(files.len(), 2);
+
+    // A pool with 32 concurrent tasks.
+    let options = PoolOptions {
+        min_size: 2,
+        max_size: 8,
+        ..PoolOptions::default()
+    };
+    let pool = Pool::new(rt, &ordered, config("cluster"), options)
+        .await
+        .unwrap();
+    pool.execute(
+        "CREATE TABLE IF NOT EXISTS hits (task INTEGER, n INTEGER)",
+        (),
+    )
+    .await
+    .unwrap();
+    let tasks = (0..32i64).map(|t| {
+        let pool = pool.clone();
+        async move {
+            for n in 0..5i64 {
+                pool.execute("INSERT INTO hits VALUES (?, ?)", (t, n))
+                    .await
+                    .unwrap();
+            }
+            let mut c = pool.acquire().await.unwrap();
+            c.fetch_val::<i64>("SELECT count(*) FROM hits WHERE task = ?", (t,))
+                .await
+                .unwrap()
+        }
+    });
+    let counts = futures_util::future::join_all(tasks).await;
+    assert!(counts.iter().all(|&c| c == 5), "{counts:?}");
+    assert_eq!(
+        pool.fetch_val::<i64>("SELECT count(*) FROM hits", ())
+            .await
+            .unwrap(),
+        160
+    );
+    let status = pool.status();
+    assert_eq!(status.in_use, 0);
+    assert!(status.idle >= 1 && status.idle <= 8, "{status:?}");
+    assert_eq!(pool.nodes().len(), 3);
+    pool.close().await;
+    assert!(matches!(pool.acquire().await, Err(Error::Pool(_))));
+}
+
+fn behaviour(block: impl Block, rt: impl Runtime) {
+    let cluster = Cluster::start(3);
+    let leader_idx = cluster.wait_ready(3);
+    let leader = cluster.db_address(leader_idx).to_string();
+    let all = addrs(&cluster);
+    block.block_on(async {
+        quickstart(rt.clone(), &leader).await;
+        value_types(rt.clone(), &leader).await;
+        big_results(rt.clone(), &leader).await;
+        transactions(rt.clone(), &leader).await;
+        cluster_aware(rt.clone(), &all, &leader).await;
+    });
+}
+
+#[test]
+fn behaviour_on_tokio() {
+    behaviour(OnTokio, dqlite_tokio::Tokio);
+}
+
+#[test]
+fn behaviour_on_smol() {
+    behaviour(OnSmol, dqlite_smol::Smol);
+}
+
+#[test]
+fn behaviour_on_async_std() {
+    behaviour(OnAsyncStd, dqlite_async_std::AsyncStd::default());
+}
+
+/// Kills the leader while a pool is busy: callers see clear errors or transparent retries,
+/// and the pool serves queries on the new leader soon after the election.
+fn failover(block: impl Block, rt: impl Runtime) {
+    let mut cluster = Cluster::start(3);
+    let leader_idx = cluster.wait_ready(3);
+    let all = addrs(&cluster);
+    let seeds: Vec<&str> = all.iter().map(String::as_str).collect();
+    let pool = block.block_on(async {
+        let options = PoolOptions {
+            min_size: 4,
+            max_size: 8,
+            ..PoolOptions::default()
+        };
+        let pool = Pool::new(rt.clone(), &seeds, config("failover"), options)
+            .await
+            .unwrap();
+        pool.execute("CREATE TABLE f (x INTEGER)", ())
+            .await
+            .unwrap();
+        pool.execute("INSERT INTO f VALUES (1)", ()).await.unwrap();
+        pool
+    });
+    cluster.kill(leader_idx);
+    let killed = Instant::now();
+    let recovered = block.block_on(async {
+        let deadline = Duration::from_secs(60);
+        loop {
+            match pool.execute("INSERT INTO f VALUES (2)", ()).await {
+                Ok(_) => break killed.elapsed(),
+                Err(e) => {
+                    // Only clear, classified errors are acceptable while the cluster elects.
+                    assert!(
+                        e.is_ambiguous()
+                            || e.is_not_leader()
+                            || matches!(
+                                e,
+                                Error::Connection(_) | Error::Timeout(_) | Error::NoLeader(_)
+                            ),
+                        "unexpected error during failover: {e:?}"
+                    );
+                }
+            }
+            assert!(
+                killed.elapsed() < deadline,
+                "no recovery within {deadline:?}"
+            );
+            rt.sleep(Duration::from_millis(50)).await;
+        }
+    });
+    println!(
+        "failover: pool served a write on the new leader {recovered:?} after the leader was killed"
+    );
+    block.block_on(async {
+        let n: i64 = pool
+            .fetch_val("SELECT count(*) FROM f WHERE x = 1", ())
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "acknowledged write lost");
+        let new_leader = pool.acquire().await.unwrap().address().to_owned();
+        assert_ne!(new_leader, all[leader_idx]);
+    });
+    assert!(
+        recovered < Duration::from_secs(30),
+        "recovery took {recovered:?}"
+    );
+}
+
+#[test]
+fn failover_on_tokio() {
+    failover(OnTokio, dqlite_tokio::Tokio);
+}
+
+#[test]
+fn failover_on_smol() {
+    failover(OnSmol, dqlite_smol::Smol);
+}
+
+#[test]
+fn failover_on_async_std() {
+    failover(OnAsyncStd, dqlite_async_std::AsyncStd::default());
+}
