@@ -295,6 +295,9 @@ impl Connection {
 
     /// Bytes waiting to be sent, or `None` when everything queued has gone out.
     pub fn poll_transmit(&self) -> Option<&[u8]> {
+        if self.poisoned.is_some() {
+            return None;
+        }
         self.out.get(self.out_pos..).filter(|s| !s.is_empty())
     }
 
@@ -527,8 +530,9 @@ impl Connection {
 
     /// Stops waiting for `request`. Returns false if it was not pending.
     ///
-    /// Unsent requests are withdrawn (except FINALIZE and OPEN, whose effect on this
-    /// connection's state was already recorded). Others are answered and the answer dropped;
+    /// Requests of which no byte was sent are withdrawn, wherever they are in the queue
+    /// (except FINALIZE and OPEN, whose effect on this connection's state was already
+    /// recorded). Others are answered and the answer dropped;
     /// an unfinished query is followed by an INTERRUPT and its remaining rows are drained.
     pub fn abandon(&mut self, request: RequestId) -> bool {
         if self.poisoned.is_some() {
@@ -538,15 +542,23 @@ impl Connection {
             return false;
         };
         let sent = self.out_base + self.out_pos as u64;
-        let unsent_tail = idx + 1 == self.pending.len()
-            && self
-                .pending
-                .get(idx)
-                .is_some_and(|p| sent <= p.start && !p.sticky);
-        if unsent_tail {
-            if let Some(p) = self.pending.pop_back() {
-                let keep = (p.start - self.out_base) as usize;
-                self.out.truncate(keep);
+        let withdrawable = self
+            .pending
+            .get(idx)
+            .is_some_and(|p| sent <= p.start && !p.sticky);
+        if withdrawable {
+            if let Some(p) = self.pending.remove(idx) {
+                // Cut its bytes out of the unsent buffer and shift the requests behind it.
+                let len = p.end - p.start;
+                let from = (p.start - self.out_base) as usize;
+                let to = (p.end - self.out_base) as usize;
+                if to <= self.out.len() {
+                    self.out.drain(from..to);
+                }
+                for later in self.pending.iter_mut().skip(idx) {
+                    later.start -= len;
+                    later.end -= len;
+                }
             }
             return true;
         }
@@ -662,6 +674,9 @@ impl Connection {
             });
         };
         let expect = front.expect;
+        if header.kind > code::METADATA {
+            return Err(crate::error::Malformed::UnknownType(header.kind).into());
+        }
         if header.kind != code::FAILURE && header.kind != expect.response_code() {
             return Err(Error::Unexpected {
                 expected: type_name(expect.response_code()),

@@ -250,6 +250,8 @@ pub struct Discovery {
     asked: HashSet<String>,
     in_flight: Vec<InFlight>,
     outcomes: Vec<(String, NodeOutcome)>,
+    /// Addresses in the order they were first probed (orders the final error).
+    first_asked: Vec<String>,
     found: Option<Leader>,
     next_probe: u64,
     rng: u64,
@@ -279,6 +281,7 @@ impl Discovery {
             asked: HashSet::new(),
             in_flight: Vec::new(),
             outcomes: Vec::new(),
+            first_asked: Vec::new(),
             found: None,
             next_probe: 0,
             rng: config.jitter_seed | 1,
@@ -333,9 +336,12 @@ impl Discovery {
                     }
                     if self.round >= self.config.max_rounds.max(1) || self.nodes.is_empty() {
                         self.phase = Phase::Finished;
+                        let mut nodes = std::mem::take(&mut self.outcomes);
+                        let order = &self.first_asked;
+                        nodes.sort_by_key(|(a, _)| order.iter().position(|o| o == a));
                         return Some(Action::Done(Err(DiscoveryError {
                             rounds: self.round,
-                            nodes: std::mem::take(&mut self.outcomes),
+                            nodes,
                         })));
                     }
                     self.phase = Phase::Backoff(now + self.backoff());
@@ -446,6 +452,9 @@ impl Discovery {
         let probe = ProbeId(self.next_probe);
         self.next_probe += 1;
         self.asked.insert(address.clone());
+        if !self.first_asked.contains(&address) {
+            self.first_asked.push(address.clone());
+        }
         self.in_flight.push(InFlight {
             probe,
             address: address.clone(),
