@@ -392,7 +392,7 @@ async fn cluster_aware<R: Runtime>(rt: R, cluster_addrs: &[String], leader: &str
         max_size: 8,
         ..PoolOptions::default()
     };
-    let pool = Pool::new(rt, &ordered, config("cluster"), options)
+    let pool = Pool::new(rt.clone(), &ordered, config("cluster"), options)
         .await
         .unwrap();
     pool.execute(
@@ -429,6 +429,24 @@ async fn cluster_aware<R: Runtime>(rt: R, cluster_addrs: &[String], leader: &str
     assert_eq!(pool.nodes().len(), 3);
     pool.close().await;
     assert!(matches!(pool.acquire().await, Err(Error::Pool(_))));
+
+    // Leadership transfer: the named voter becomes the leader, the old one answers
+    // "not leader", and a cluster-aware connect finds the new one.
+    let me = conn.leader().await.unwrap().expect("a leader");
+    let target = members
+        .iter()
+        .find(|m| m.id != me.id)
+        .expect("another voter");
+    conn.transfer_leadership(target.id).await.unwrap();
+    let e = conn
+        .execute("INSERT INTO hits VALUES (0, 0)", ())
+        .await
+        .unwrap_err();
+    assert!(e.is_not_leader(), "{e:?}");
+    let conn = dqlite_client::connect_cluster(rt, &ordered, config("cluster"))
+        .await
+        .unwrap();
+    assert_eq!(conn.address(), target.address.as_str());
 }
 
 fn behaviour(block: impl Block, rt: impl Runtime) {
@@ -466,7 +484,9 @@ fn failover(block: impl Block, rt: impl Runtime) {
     let mut cluster = Cluster::start(3);
     let leader_idx = cluster.wait_ready(3);
     let all = addrs(&cluster);
-    let seeds: Vec<&str> = all.iter().map(String::as_str).collect();
+    // Seeded with the leader's address alone: the pool must learn the other nodes from the
+    // cluster's membership to survive that node's death.
+    let seeds = [all[leader_idx].as_str()];
     let pool = block.block_on(async {
         let options = PoolOptions {
             min_size: 4,
@@ -480,6 +500,11 @@ fn failover(block: impl Block, rt: impl Runtime) {
             .await
             .unwrap();
         pool.execute("INSERT INTO f VALUES (1)", ()).await.unwrap();
+        assert_eq!(
+            pool.nodes().len(),
+            3,
+            "node list refreshed from the cluster"
+        );
         pool
     });
     cluster.kill(leader_idx);
