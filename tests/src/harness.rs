@@ -605,16 +605,17 @@ fn group_listens_on(pgid: u32, port: u16) -> bool {
 }
 
 /// For a timeout message: who, if anyone, listens on `port`.
-fn describe_listener(port: u16, pgid: u32) -> &'static str {
+fn describe_listener(port: u16, pgid: u32) -> String {
     if listening_sockets(port).is_empty() {
-        "nothing listens on the port"
-    } else if group_listens_on(pgid, port) {
-        match TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_millis(200)) {
-            Ok(_) => "the node listens on the port and now accepts",
-            Err(e) => Box::leak(format!("the node listens on the port but connect failed: {e}").into_boxed_str()),
-        }
+        "nothing listens on the port".into()
+    } else if !group_listens_on(pgid, port) {
+        "another process listens on the port".into()
     } else {
-        "another process listens on the port"
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(_) => "the node listens on the port and accepts only now".into(),
+            Err(e) => format!("the node listens on the port but connecting fails: {e}"),
+        }
     }
 }
 
