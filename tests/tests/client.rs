@@ -478,74 +478,141 @@ fn behaviour_on_async_std() {
     behaviour(OnAsyncStd, dqlite_async_std::AsyncStd::default());
 }
 
-/// Kills the leader while a pool is busy: callers see clear errors or transparent retries,
-/// and the pool serves queries on the new leader soon after the election.
+/// What happened to one write during the failover.
+enum Outcome {
+    Acknowledged(i64),
+    /// Reported as definitely not applied.
+    Failed(i64),
+    /// Reported as possibly applied.
+    Ambiguous(i64),
+}
+
+/// Kills the leader while 8 writers use a pool seeded with the leader's address alone:
+/// every error is classified, no acknowledged write is lost, no write reported as failed is
+/// present, and the pool serves writes on the new leader soon after the election.
 fn failover(block: impl Block, rt: impl Runtime) {
     let mut cluster = Cluster::start(3);
     let leader_idx = cluster.wait_ready(3);
     let all = addrs(&cluster);
-    // Seeded with the leader's address alone: the pool must learn the other nodes from the
-    // cluster's membership to survive that node's death.
+    // The pool must learn the other nodes from the cluster's membership to survive the death
+    // of the only node it was given.
     let seeds = [all[leader_idx].as_str()];
-    let pool = block.block_on(async {
-        let options = PoolOptions {
-            min_size: 4,
-            max_size: 8,
-            ..PoolOptions::default()
-        };
+    let options = PoolOptions {
+        min_size: 4,
+        max_size: 8,
+        ..PoolOptions::default()
+    };
+    let killed_at = std::sync::Mutex::new(None::<Instant>);
+    let first_ok_after_kill = std::sync::Mutex::new(None::<Instant>);
+    // One runtime for the whole scenario: tokio sockets die with the runtime that made them.
+    let (outcomes, present, new_leader) = block.block_on(async {
         let pool = Pool::new(rt.clone(), &seeds, config("failover"), options)
             .await
             .unwrap();
-        pool.execute("CREATE TABLE f (x INTEGER)", ())
+        pool.execute("CREATE TABLE f (x INTEGER PRIMARY KEY)", ())
             .await
             .unwrap();
-        pool.execute("INSERT INTO f VALUES (1)", ()).await.unwrap();
         assert_eq!(
             pool.nodes().len(),
             3,
             "node list refreshed from the cluster"
         );
-        pool
-    });
-    cluster.kill(leader_idx);
-    let killed = Instant::now();
-    let recovered = block.block_on(async {
-        let deadline = Duration::from_secs(60);
-        loop {
-            match pool.execute("INSERT INTO f VALUES (2)", ()).await {
-                Ok(_) => break killed.elapsed(),
-                Err(e) => {
-                    // Only clear, classified errors are acceptable while the cluster elects.
-                    assert!(
-                        e.is_ambiguous()
-                            || e.is_not_leader()
-                            || matches!(
-                                e,
-                                Error::Connection(_) | Error::Timeout(_) | Error::NoLeader(_)
-                            ),
-                        "unexpected error during failover: {e:?}"
-                    );
+        let writers = (0..8i64).map(|w| {
+            let (pool, rt) = (pool.clone(), rt.clone());
+            let (killed_at, first_ok) = (&killed_at, &first_ok_after_kill);
+            async move {
+                let mut outcomes = Vec::new();
+                let started = Instant::now();
+                for n in 0.. {
+                    let x = w * 1_000_000 + n;
+                    let kill = *killed_at.lock().unwrap();
+                    // Stop 2 s after the first write acknowledged by the new leader, or after
+                    // 60 s in all.
+                    let done = first_ok
+                        .lock()
+                        .unwrap()
+                        .is_some_and(|t| t.elapsed() > Duration::from_secs(2));
+                    if done || started.elapsed() > Duration::from_secs(60) {
+                        break;
+                    }
+                    match pool.execute("INSERT INTO f VALUES (?)", (x,)).await {
+                        Ok(_) => {
+                            if kill.is_some() {
+                                first_ok.lock().unwrap().get_or_insert_with(Instant::now);
+                            }
+                            outcomes.push(Outcome::Acknowledged(x));
+                        }
+                        Err(e) if e.is_ambiguous() => outcomes.push(Outcome::Ambiguous(x)),
+                        Err(e) => {
+                            assert!(
+                                e.is_not_leader()
+                                    || e.is_busy()
+                                    || matches!(
+                                        e,
+                                        Error::Connection(_)
+                                            | Error::Timeout(_)
+                                            | Error::NoLeader(_)
+                                    ),
+                                "unexpected error during failover: {e:?}"
+                            );
+                            outcomes.push(Outcome::Failed(x));
+                            rt.sleep(Duration::from_millis(20)).await;
+                        }
+                    }
                 }
+                outcomes
             }
-            assert!(
-                killed.elapsed() < deadline,
-                "no recovery within {deadline:?}"
-            );
-            rt.sleep(Duration::from_millis(50)).await;
-        }
-    });
-    println!(
-        "failover: pool served a write on the new leader {recovered:?} after the leader was killed"
-    );
-    block.block_on(async {
-        let n: i64 = pool
-            .fetch_val("SELECT count(*) FROM f WHERE x = 1", ())
-            .await
-            .unwrap();
-        assert_eq!(n, 1, "acknowledged write lost");
+        });
+        let killer = async {
+            rt.sleep(Duration::from_millis(500)).await;
+            cluster.kill(leader_idx);
+            *killed_at.lock().unwrap() = Some(Instant::now());
+        };
+        let (outcomes, ()) =
+            futures_util::future::join(futures_util::future::join_all(writers), killer).await;
+        let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        let rows = pool.fetch_all("SELECT x FROM f", ()).await.unwrap();
+        let present: std::collections::HashSet<i64> = rows
+            .into_iter()
+            .map(|r| match r[0] {
+                Value::Integer(x) => x,
+                ref v => panic!("{v:?}"),
+            })
+            .collect();
         let new_leader = pool.acquire().await.unwrap().address().to_owned();
-        assert_ne!(new_leader, all[leader_idx]);
+        (outcomes, present, new_leader)
     });
+    let killed = killed_at.lock().unwrap().expect("leader killed");
+    let recovered = first_ok_after_kill
+        .lock()
+        .unwrap()
+        .expect("a write succeeded after the kill")
+        - killed;
+    let (mut acked, mut failed, mut ambiguous, mut lost, mut failed_present) = (0, 0, 0, 0, 0);
+    let mut ambiguous_present = 0;
+    for o in &outcomes {
+        match o {
+            Outcome::Acknowledged(x) => {
+                acked += 1;
+                lost += usize::from(!present.contains(x));
+            }
+            Outcome::Failed(x) => {
+                failed += 1;
+                failed_present += usize::from(present.contains(x));
+            }
+            Outcome::Ambiguous(x) => {
+                ambiguous += 1;
+                ambiguous_present += usize::from(present.contains(x));
+            }
+        }
+    }
+    println!(
+        "failover: {acked} acknowledged, {failed} failed, {ambiguous} ambiguous ({ambiguous_present} of them applied); \
+         new leader served a write {recovered:?} after the kill"
+    );
+    assert_eq!(lost, 0, "acknowledged writes lost");
+    assert_eq!(failed_present, 0, "writes reported as failed but applied");
+    assert_ne!(new_leader, all[leader_idx]);
     assert!(
         recovered < Duration::from_secs(30),
         "recovery took {recovered:?}"
