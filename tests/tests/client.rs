@@ -125,6 +125,15 @@ async fn quickstart<R: Runtime>(rt: R, leader: &str) {
         .execute("INSERT INTO test (name) VALUES (?)", ("a\0b",))
         .await;
     assert!(matches!(nul, Err(Error::Misuse(_))), "{nul:?}");
+    // A script of several statements in one request.
+    conn.execute_batch("CREATE TABLE a (x); CREATE TABLE b (y); INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)")
+        .await
+        .unwrap();
+    let ab: i64 = conn
+        .fetch_val("SELECT a.x + b.y FROM a, b", ())
+        .await
+        .unwrap();
+    assert_eq!(ab, 3);
     conn.close().await.unwrap();
 }
 

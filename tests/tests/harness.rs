@@ -222,6 +222,23 @@ fn server_that_exits_is_retried_then_reported() {
         .unwrap();
     let message = error.downcast_ref::<String>().unwrap();
     assert!(message.contains("exited during start"), "{message}");
-    assert!(message.contains("3 times"), "{message}");
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
     assert!(message.contains("cannot-start-127.0.0.1:"), "{message}");
+}
+
+#[test]
+fn restart_onto_a_taken_port_fails_clearly() {
+    let mut cluster = Cluster::start(1);
+    cluster.kill(0);
+    let addr = cluster.db_address(0);
+    let _squatter = std::net::TcpListener::bind(addr).expect("the killed node's port is free");
+    let started = Instant::now();
+    let error = panic::catch_unwind(AssertUnwindSafe(|| cluster.restart(0)))
+        .err()
+        .unwrap();
+    let message = error.downcast_ref::<String>().unwrap();
+    assert!(message.contains("taken by another process"), "{message}");
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(!cluster.is_running(0));
 }
