@@ -273,8 +273,7 @@ impl<R: Runtime> Connection<R> {
                 "a transaction is already open; use Transaction::begin for a savepoint".into(),
             ));
         }
-        self.execute("BEGIN", ()).await?;
-        self.tx_depth = 1;
+        self.tx_control("BEGIN", 1, 1).await?;
         Ok(Transaction::new(self, 1))
     }
 
@@ -376,22 +375,46 @@ impl<R: Runtime> Connection<R> {
             }
         }
         if let Some(depth) = self.pending_rollback.take() {
-            let sql = if depth <= 1 {
-                "ROLLBACK".to_owned()
-            } else {
-                format!(
-                    "ROLLBACK TO SAVEPOINT dqlite_sp{depth}; RELEASE SAVEPOINT dqlite_sp{depth}"
-                )
-            };
-            let id = self.queue(|p| p.exec_sql(&sql, &[]))?;
-            // A server failure here means the server already ended the transaction.
+            let id = self.queue(|p| p.exec_sql(&rollback_sql(depth), &[]))?;
+            // Settled from here on, even if this caller walks away before the answer.
+            self.tx_depth = depth.saturating_sub(1);
+            // A server failure here means the server had already ended the transaction.
             match self.wait(id, self.config.request_timeout).await {
                 Err(e) if e.breaks_connection() => return Err(e),
                 _ => {}
             }
-            self.tx_depth = depth.saturating_sub(1);
         }
         Ok(())
+    }
+
+    /// Marks savepoint `depth` (1: the whole transaction) to be rolled back before the next
+    /// use, keeping the outermost mark.
+    pub(crate) fn mark_rollback(&mut self, depth: u32) {
+        self.pending_rollback = Some(self.pending_rollback.map_or(depth, |d| d.min(depth)));
+    }
+
+    /// Runs a transaction-control statement so that, whatever happens to the caller, the
+    /// connection's idea of the transaction matches the server's: until the statement has
+    /// succeeded, savepoint `cleanup` is marked for rollback before the next use. On success
+    /// the nesting depth becomes `depth_after`.
+    pub(crate) async fn tx_control(
+        &mut self,
+        sql: &str,
+        cleanup: u32,
+        depth_after: u32,
+    ) -> Result<()> {
+        self.ready().await?;
+        let id = self.queue(|p| p.exec_sql(sql, &[]))?;
+        self.mark_rollback(cleanup);
+        let result = self.wait(id, self.config.request_timeout).await;
+        match result {
+            Ok(_) => {
+                self.pending_rollback = None;
+                self.tx_depth = depth_after;
+                Ok(())
+            }
+            Err(e) => Err(self.classify(e, id, Effect::Write)),
+        }
     }
 
     pub(crate) fn queue(
@@ -544,6 +567,15 @@ impl<R: Runtime> Connection<R> {
             }
             other => other,
         }
+    }
+}
+
+/// The SQL that rolls back savepoint `depth` (1 and below: the whole transaction).
+pub(crate) fn rollback_sql(depth: u32) -> String {
+    if depth <= 1 {
+        "ROLLBACK".to_owned()
+    } else {
+        format!("ROLLBACK TO SAVEPOINT dqlite_sp{depth}; RELEASE SAVEPOINT dqlite_sp{depth}")
     }
 }
 

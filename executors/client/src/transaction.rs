@@ -2,19 +2,30 @@
 
 use std::ops::{Deref, DerefMut};
 
-use crate::connection::Connection;
+use crate::connection::{rollback_sql, Connection};
 use crate::error::Result;
 use crate::runtime::Runtime;
 
 /// An open transaction (depth 1) or savepoint (depth > 1) on a [`Connection`].
 ///
 /// It derefs to the connection, so queries run inside it. End it with
-/// [`commit`](Self::commit) or [`rollback`](Self::rollback); dropped without either, it is
-/// rolled back before the connection is used again. [`begin`](Self::begin) nests a
-/// savepoint.
+/// [`commit`](Self::commit) or [`rollback`](Self::rollback); dropped without either (or with
+/// its `commit` / `rollback` future dropped before it finished), it is rolled back before
+/// the connection is used again. [`begin`](Self::begin) nests a savepoint.
 ///
 /// A COMMIT whose answer is lost is reported as [`Error::Ambiguous`](crate::Error::Ambiguous):
 /// the transaction may or may not have been applied.
+///
+/// ```no_run
+/// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+/// let mut tx = conn.begin().await?;
+/// tx.execute("INSERT INTO t VALUES (?)", (1i64,)).await?;
+/// let mut sp = tx.begin().await?;          // SAVEPOINT
+/// sp.execute("INSERT INTO t VALUES (?)", (2i64,)).await?;
+/// sp.rollback().await?;                    // undoes only the second insert
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
 pub struct Transaction<'c, R: Runtime> {
     conn: &'c mut Connection<R>,
     depth: u32,
@@ -38,50 +49,30 @@ impl<'c, R: Runtime> Transaction<'c, R> {
     /// Opens a savepoint inside this transaction.
     pub async fn begin(&mut self) -> Result<Transaction<'_, R>> {
         let depth = self.depth + 1;
-        self.conn.ready().await?;
-        self.conn
-            .execute(&format!("SAVEPOINT dqlite_sp{depth}"), ())
-            .await?;
-        self.conn.tx_depth = depth;
+        let sql = format!("SAVEPOINT dqlite_sp{depth}");
+        self.conn.tx_control(&sql, depth, depth).await?;
         Ok(Transaction::new(self.conn, depth))
     }
 
-    /// Commits the transaction, or releases the savepoint.
+    /// Commits the transaction, or releases the savepoint. On failure the transaction is
+    /// rolled back before the connection's next use.
     pub async fn commit(mut self) -> Result<()> {
-        self.finished = true;
         let sql = if self.depth == 1 {
             "COMMIT".to_owned()
         } else {
             format!("RELEASE SAVEPOINT dqlite_sp{}", self.depth)
         };
-        let result = self.conn.execute(&sql, ()).await;
-        self.end(result.is_ok());
-        result.map(|_| ())
+        let result = self.conn.tx_control(&sql, self.depth, self.depth - 1).await;
+        self.finished = true;
+        result
     }
 
     /// Rolls the transaction (or the savepoint) back.
     pub async fn rollback(mut self) -> Result<()> {
+        let sql = rollback_sql(self.depth);
+        let result = self.conn.tx_control(&sql, self.depth, self.depth - 1).await;
         self.finished = true;
-        let sql = if self.depth == 1 {
-            "ROLLBACK".to_owned()
-        } else {
-            let d = self.depth;
-            format!("ROLLBACK TO SAVEPOINT dqlite_sp{d}; RELEASE SAVEPOINT dqlite_sp{d}")
-        };
-        let result = self.conn.execute(&sql, ()).await;
-        self.end(true);
-        result.map(|_| ())
-    }
-
-    fn end(&mut self, ok: bool) {
-        if ok {
-            self.conn.tx_depth = self.depth - 1;
-        } else if self.depth == 1 {
-            // A failed COMMIT leaves the transaction to be rolled back before reuse.
-            self.conn.pending_rollback = Some(1);
-        } else {
-            self.conn.pending_rollback = Some(self.depth);
-        }
+        result
     }
 }
 
@@ -101,9 +92,7 @@ impl<R: Runtime> DerefMut for Transaction<'_, R> {
 impl<R: Runtime> Drop for Transaction<'_, R> {
     fn drop(&mut self) {
         if !self.finished {
-            let depth = self.depth;
-            self.conn.pending_rollback =
-                Some(self.conn.pending_rollback.map_or(depth, |d| d.min(depth)));
+            self.conn.mark_rollback(self.depth);
         }
     }
 }
