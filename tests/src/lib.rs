@@ -4,6 +4,7 @@
 //!   directories);
 //! * [`blocking`] drives the protocol core over a blocking socket (also the example of
 //!   embedding the core without a runtime);
+//! * [`fake_server`] is a scripted fake node on loopback TCP (slow answers, silence);
 //! * `cluster_state` adds to [`harness::Cluster`] what needs the wire protocol: who leads,
 //!   membership, and waiting until a cluster is ready.
 
@@ -11,6 +12,7 @@
 
 pub mod blocking;
 mod cluster_state;
+pub mod fake_server;
 pub mod harness;
 
 pub use cluster_state::READY_TIMEOUT;

@@ -1,0 +1,213 @@
+//! A deterministic fake dqlite node on loopback TCP, for the async layer's tests of what real
+//! servers cannot be made to do on cue: answer in slow pieces, or not at all.
+//!
+//! It speaks the protocol with the core's own decoders and encoders, one thread per
+//! connection. Its database is a stub: `SELECT ?...` echoes the parameters as one row,
+//! `SELECT many` returns 1000 rows (`x` = 0..999) over several PART batches, writes answer
+//! RESULT with a per-connection counter, anything else is a FAILURE.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use dqlite_proto::request::Request;
+use dqlite_proto::{
+    Deframer, ExecResult, NodeInfo, NodeRole, Response, RowsBatch, ServerFailure, StmtInfo, Text,
+    Value,
+};
+
+/// How the fake node behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answers every request, each answer written in pieces of at most 512 bytes, 1 ms
+    /// apart, so clients see many partial reads.
+    Answer,
+    /// Accepts connections and reads requests but never answers anything.
+    Silent,
+}
+
+/// A running fake node; stopped and joined on drop.
+pub struct FakeServer {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    /// Starts a fake node on a free loopback port.
+    pub fn start(behaviour: Behaviour) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let address = listener.local_addr().expect("local address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (s, a) = (stop.clone(), accepted.clone());
+        let thread = thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !s.load(Ordering::Acquire) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        a.fetch_add(1, Ordering::AcqRel);
+                        let s = s.clone();
+                        conns.push(thread::spawn(move || serve(sock, address, behaviour, &s)));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        FakeServer {
+            address,
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+
+    /// The node's address.
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves one connection until the client closes it or the server stops.
+fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &AtomicBool) {
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
+    let _ = sock.set_nodelay(true);
+    let mut deframer = Deframer::new(64 << 20);
+    let mut handshake = 8usize;
+    let mut buf = [0u8; 16 * 1024];
+    let mut state = Session {
+        results: 0,
+        next_stmt: 0,
+    };
+    while !stop.load(Ordering::Acquire) {
+        let n = match sock.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return,
+        };
+        let mut data = &buf[..n];
+        let skip = handshake.min(data.len());
+        handshake -= skip;
+        data = &data[skip..];
+        deframer.push(data);
+        while let Ok(Some(frame)) = deframer.next_frame() {
+            let Ok(req) = Request::decode(frame.header.kind, frame.header.schema, frame.body)
+            else {
+                return;
+            };
+            if behaviour == Behaviour::Silent {
+                continue;
+            }
+            let mut out = Vec::new();
+            for resp in state.answer(&req, me) {
+                resp.encode(&mut out);
+            }
+            for piece in out.chunks(512) {
+                if sock.write_all(piece).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+struct Session {
+    results: i64,
+    next_stmt: u32,
+}
+
+impl Session {
+    fn answer(&mut self, req: &Request<'_>, me: SocketAddr) -> Vec<Response> {
+        let node = NodeInfo {
+            id: 1,
+            address: Text::from(me.to_string()),
+            role: Some(NodeRole::Voter),
+        };
+        match req {
+            Request::Leader => vec![Response::Server(NodeInfo { role: None, ..node })],
+            Request::Client { .. } => vec![Response::Welcome {
+                heartbeat_timeout_ms: 15000,
+            }],
+            Request::Open { .. } => vec![Response::Db { id: 0 }],
+            Request::Cluster { .. } => vec![Response::Servers(vec![node])],
+            Request::Prepare { sql } => {
+                let id = self.next_stmt;
+                self.next_stmt += 1;
+                let params = sql.matches('?').count() as u64;
+                vec![Response::Stmt(StmtInfo {
+                    id,
+                    params,
+                    tail_offset: None,
+                })]
+            }
+            Request::ExecSql { .. } | Request::Exec { .. } => {
+                self.results += 1;
+                vec![Response::Result(ExecResult {
+                    last_insert_id: self.results,
+                    rows_affected: 1,
+                })]
+            }
+            Request::QuerySql { sql, .. } if sql.trim() == "SELECT many" => many(),
+            Request::QuerySql { params, .. } | Request::Query { params, .. } => {
+                let columns = (0..params.len())
+                    .map(|i| Text::from(format!("c{i}")))
+                    .collect();
+                vec![Response::Rows(RowsBatch::new(
+                    columns,
+                    params.to_vec(),
+                    true,
+                ))]
+            }
+            Request::Finalize { .. } | Request::Interrupt | Request::Weight { .. } => {
+                vec![Response::Empty]
+            }
+            _ => vec![Response::Failure(ServerFailure {
+                code: 1,
+                message: "unsupported by the fake node".into(),
+            })],
+        }
+    }
+}
+
+/// 1000 rows in batches of 250: three PART batches and a DONE.
+fn many() -> Vec<Response> {
+    (0..4)
+        .map(|b| {
+            let values = (b * 250..(b + 1) * 250).map(Value::Integer).collect();
+            Response::Rows(RowsBatch::new(vec![Text::from("x")], values, b == 3))
+        })
+        .collect()
+}

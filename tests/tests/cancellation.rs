@@ -1,0 +1,239 @@
+//! Cancellation at every point: each public operation's future is dropped after N polls,
+//! for every N until it completes, against the fake node and a real cluster. After each
+//! drop the same connection (or pool) must answer a fresh query with its own result, never
+//! a stale one, and the pool must account for every connection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::{Context, Poll};
+
+use dqlite_client::{Config, Connection, Pool, PoolOptions, Runtime, Value};
+use dqlite_smol::Smol;
+use dqlite_tests::fake_server::{Behaviour, FakeServer};
+use dqlite_tests::harness::Cluster;
+
+/// Polls the inner future at most `polls` times, then drops it.
+struct DropAfter<F> {
+    inner: Option<Pin<Box<F>>>,
+    polls: usize,
+}
+
+impl<F: Future> Future for DropAfter<F> {
+    type Output = Option<F::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.polls == 0 {
+            self.inner = None;
+            return Poll::Ready(None);
+        }
+        self.polls -= 1;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match inner.as_mut().poll(cx) {
+            Poll::Ready(v) => Poll::Ready(Some(v)),
+            Poll::Pending => {
+                if self.polls == 0 {
+                    // Come back at once to drop it.
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+fn drop_after<F: Future>(f: F, polls: usize) -> DropAfter<F> {
+    DropAfter {
+        inner: Some(Box::pin(f)),
+        polls,
+    }
+}
+
+static UNIQUE: AtomicI64 = AtomicI64::new(1_000);
+
+/// The connection answers a fresh query with its own value.
+async fn answers_fresh<R: Runtime>(conn: &mut Connection<R>) {
+    let v = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    let got: i64 = conn
+        .fetch_val("SELECT ?", (v,))
+        .await
+        .expect("query after cancellation");
+    assert_eq!(got, v, "stale answer after a cancelled operation");
+    assert!(
+        !conn.in_transaction(),
+        "a cancelled transaction was left open"
+    );
+}
+
+/// Drops `$op` after 1, 2, 3, ... polls until it completes once, checking the connection
+/// after every drop. Returns how many cancellation points were exercised.
+macro_rules! at_every_poll {
+    ($name:literal, $conn:ident, $op:expr) => {{
+        let mut points = 0usize;
+        for n in 1..10_000 {
+            let completed = drop_after($op, n).await.is_some();
+            answers_fresh(&mut $conn).await;
+            if completed {
+                break;
+            }
+            points += 1;
+        }
+        println!("cancellation: {} dropped at {points} point(s)", $name);
+        points
+    }};
+}
+
+/// Every connection-level operation, cancelled at every poll.
+async fn connection_ops<R: Runtime>(conn: &mut Connection<R>, real: bool) {
+    let big = if real {
+        "SELECT x FROM big"
+    } else {
+        "SELECT many"
+    };
+    let mut c = conn;
+    let mut total = 0;
+    total += at_every_poll!("execute", c, async {
+        c.execute("INSERT INTO t VALUES (?)", (1i64,))
+            .await
+            .unwrap()
+    });
+    total += at_every_poll!("fetch", c, async {
+        c.fetch("SELECT ?", (7i64,)).await.unwrap()
+    });
+    total += at_every_poll!("fetch_all", c, async {
+        let rows = c.fetch_all(big, ()).await.unwrap();
+        assert_eq!(rows.len(), 1000);
+    });
+    total += at_every_poll!("stream", c, async {
+        let mut s = c.stream(big, ()).await.unwrap();
+        let first = s.next_batch().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+    });
+    total += at_every_poll!("prepare", c, async {
+        let stmt = c.prepare("SELECT ?").await.unwrap();
+        let rows = c.fetch_prepared(&stmt, (3i64,)).await.unwrap();
+        assert_eq!(rows[0].values(), [Value::Integer(3)]);
+    });
+    if real {
+        total += at_every_poll!("transaction", c, async {
+            let mut tx = c.begin().await.unwrap();
+            tx.execute("INSERT INTO t VALUES (?)", (2i64,))
+                .await
+                .unwrap();
+            let mut sp = tx.begin().await.unwrap();
+            sp.execute("INSERT INTO t VALUES (?)", (3i64,))
+                .await
+                .unwrap();
+            sp.commit().await.unwrap();
+            tx.commit().await.unwrap();
+        });
+        total += at_every_poll!("cluster", c, async { c.cluster().await.unwrap() });
+    }
+    total += at_every_poll!("leader", c, async { c.leader().await.unwrap() });
+    // Socket timing decides how often each operation waits, but together they must have
+    // been cut off many times for the test to mean anything.
+    let floor = if real { 3 } else { 20 };
+    assert!(
+        total >= floor,
+        "only {total} cancellation points were exercised"
+    );
+    println!("cancellation: {total} cancellation points on one connection");
+}
+
+/// Pool operations cancelled at every poll: no connection leaked or counted twice.
+async fn pool_ops<R: Runtime>(pool: &Pool<R>, max: usize) {
+    let mut points = 0;
+    for n in 1..10_000 {
+        let done = drop_after(pool.execute("INSERT INTO t VALUES (?)", (5i64,)), n)
+            .await
+            .is_some();
+        let done2 = drop_after(
+            async {
+                pool.acquire()
+                    .await
+                    .unwrap()
+                    .fetch_val::<i64>("SELECT ?", (1i64,))
+                    .await
+                    .unwrap()
+            },
+            n,
+        )
+        .await
+        .is_some();
+        assert_eq!(
+            pool.status().in_use,
+            0,
+            "a cancelled operation kept a connection"
+        );
+        let v = UNIQUE.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(pool.fetch_val::<i64>("SELECT ?", (v,)).await.unwrap(), v);
+        if done && done2 {
+            break;
+        }
+        points += 1;
+    }
+    // Every permit came back: max_size connections can be held at once.
+    let held = futures_util::future::join_all((0..max).map(|_| pool.acquire())).await;
+    assert!(held.iter().all(Result::is_ok));
+    assert_eq!(pool.status().in_use, max);
+    drop(held);
+    let status = pool.status();
+    assert_eq!(status.in_use, 0);
+    assert!(status.idle <= max, "{status:?}");
+    println!("cancellation: {points} pool cancellation points");
+}
+
+#[test]
+fn cancellation_against_fake_node() {
+    let node = FakeServer::start(Behaviour::Answer);
+    smol::block_on(async {
+        let mut conn = Connection::connect(Smol, &node.address(), Config::new())
+            .await
+            .unwrap();
+        connection_ops(&mut conn, false).await;
+        let options = PoolOptions {
+            min_size: 1,
+            max_size: 4,
+            ..PoolOptions::default()
+        };
+        let pool = Pool::new(Smol, &[node.address().as_str()], Config::new(), options)
+            .await
+            .unwrap();
+        pool_ops(&pool, 4).await;
+    });
+}
+
+#[test]
+fn cancellation_against_real_cluster() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_ready(3);
+    let address = cluster.db_address(leader).to_string();
+    smol::block_on(async {
+        let config = || Config::new().database("cancel");
+        let mut conn = Connection::connect(Smol, &address, config()).await.unwrap();
+        conn.execute("CREATE TABLE t (x INTEGER)", ())
+            .await
+            .unwrap();
+        conn.execute("CREATE TABLE big (x INTEGER)", ())
+            .await
+            .unwrap();
+        conn.execute(
+            "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < 999) \
+             INSERT INTO big SELECT x FROM c",
+            (),
+        )
+        .await
+        .unwrap();
+        connection_ops(&mut conn, true).await;
+        let options = PoolOptions {
+            min_size: 1,
+            max_size: 4,
+            ..PoolOptions::default()
+        };
+        let pool = Pool::new(Smol, &[address.as_str()], config(), options)
+            .await
+            .unwrap();
+        pool_ops(&pool, 4).await;
+    });
+}
