@@ -74,13 +74,14 @@ impl Config {
         self
     }
 
-    /// Deadline for one request and its whole answer, except row streams (default 30 s).
+    /// Deadline for one request's answer (default 30 s); for a query, for its first batch
+    /// of rows.
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
         self
     }
 
-    /// Deadline for each batch of a streamed result (default 10 s).
+    /// Deadline for each further batch of a query's rows after the first (default 10 s).
     pub fn frame_timeout(mut self, d: Duration) -> Self {
         self.frame_timeout = d;
         self

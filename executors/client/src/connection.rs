@@ -525,8 +525,12 @@ impl<R: Runtime> Connection<R> {
     async fn collect_rows(&mut self, id: RequestId) -> Result<(Vec<Text>, Vec<Value>)> {
         let mut columns = Vec::new();
         let mut values: Vec<Value> = Vec::new();
+        // The first batch may wait for the query to run; later ones only for streaming.
+        let mut limit = self.config.request_timeout;
         loop {
-            let batch: RowsBatch = match self.wait(id, self.config.frame_timeout).await? {
+            let reply = self.wait(id, limit).await?;
+            limit = self.config.frame_timeout;
+            let batch: RowsBatch = match reply {
                 Reply::Rows(b) => b,
                 other => return Err(unexpected(other)),
             };

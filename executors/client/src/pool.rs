@@ -337,6 +337,12 @@ pub struct PooledConnection<R: Runtime> {
     _permit: SemaphoreGuardArc,
 }
 
+impl<R: Runtime> std::fmt::Debug for PooledConnection<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PooledConnection").field(&self.conn).finish()
+    }
+}
+
 impl<R: Runtime> Deref for PooledConnection<R> {
     type Target = Connection<R>;
     fn deref(&self) -> &Connection<R> {

@@ -18,6 +18,7 @@ pub struct RowStream<'c, R: Runtime> {
     conn: &'c mut Connection<R>,
     id: RequestId,
     columns: Option<Arc<[Text]>>,
+    started: bool,
     done: bool,
 }
 
@@ -27,17 +28,24 @@ impl<'c, R: Runtime> RowStream<'c, R> {
             conn,
             id,
             columns: None,
+            started: false,
             done: false,
         }
     }
 
-    /// The next batch of rows, or `None` after the last. Each batch has its own deadline
-    /// ([`Config::frame_timeout`](crate::Config::frame_timeout)).
+    /// The next batch of rows, or `None` after the last. The first batch must come within
+    /// [`Config::request_timeout`](crate::Config::request_timeout), each later one within
+    /// [`Config::frame_timeout`](crate::Config::frame_timeout).
     pub async fn next_batch(&mut self) -> Result<Option<RowsBatch>> {
         if self.done {
             return Ok(None);
         }
-        let limit = self.conn.config.frame_timeout;
+        let limit = if self.started {
+            self.conn.config.frame_timeout
+        } else {
+            self.conn.config.request_timeout
+        };
+        self.started = true;
         let result = self.conn.wait(self.id, limit).await;
         match result {
             Ok(Reply::Rows(batch)) => {
