@@ -1,0 +1,405 @@
+//! Workloads under node faults: the leader is killed about every 10 seconds (then
+//! restarted), paused once for 5 seconds, and its leadership transferred once, while clients
+//! keep writing.
+//!
+//! * Set: 8 writers insert unique values; every operation is recorded as acknowledged,
+//!   failed (definitely not applied) or ambiguous. After healing: 0 acknowledged writes lost,
+//!   0 duplicated, 0 failed-but-present.
+//! * Bank: transfers between accounts in transactions; the total never changes and no reader
+//!   ever sees a partial transfer.
+//!
+//! `DQLITE_WORKLOAD_SECS` sets the length (default 60).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use dqlite_client::{Config, Error, Pool, PoolOptions, Value};
+use dqlite_smol::Smol;
+use dqlite_tests::blocking::BlockingConn;
+use dqlite_tests::harness::Cluster;
+
+fn workload_length() -> Duration {
+    let secs = std::env::var("DQLITE_WORKLOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs)
+}
+
+/// One fault and when it was injected.
+#[derive(Debug, Clone)]
+struct Fault {
+    what: String,
+    at: Instant,
+}
+
+/// Injects faults on a schedule until `length` has passed, then heals the cluster. Runs on
+/// its own thread: the harness's calls block.
+fn inject_faults(cluster: &mut Cluster, length: Duration, faults: &Mutex<Vec<Fault>>) {
+    let start = Instant::now();
+    let mut record = |what: String| {
+        println!("fault at {:?}: {what}", start.elapsed());
+        faults.lock().unwrap().push(Fault {
+            what,
+            at: Instant::now(),
+        });
+    };
+    let sleep_until = |t: Duration| {
+        if let Some(d) = t.checked_sub(start.elapsed()) {
+            thread::sleep(d);
+        }
+    };
+    let mut step = 0;
+    let mut t = Duration::from_secs(5);
+    while t + Duration::from_secs(4) < length {
+        sleep_until(t);
+        let Some(leader) = cluster.leader() else {
+            t += Duration::from_secs(2);
+            continue;
+        };
+        match step % 5 {
+            2 => {
+                record(format!("pause leader {leader} for 5 s"));
+                cluster.pause(leader);
+                thread::sleep(Duration::from_secs(5));
+                cluster.resume(leader);
+            }
+            3 => {
+                let target = cluster.members().and_then(|m| {
+                    m.into_iter()
+                        .find(|n| cluster.index_of(&n.address) != Some(leader))
+                });
+                if let Some(target) = target {
+                    record(format!(
+                        "transfer leadership from {leader} to {}",
+                        target.address
+                    ));
+                    let done = BlockingConn::connect(&cluster.db_address(leader).to_string())
+                        .map_err(|e| e.to_string())
+                        .and_then(|mut c| {
+                            c.call(|p| p.transfer(target.id)).map_err(|e| e.to_string())
+                        });
+                    if let Err(e) = done {
+                        println!("transfer failed: {e}");
+                    }
+                }
+            }
+            _ => {
+                record(format!("kill leader {leader}"));
+                cluster.kill(leader);
+                thread::sleep(Duration::from_secs(3));
+                cluster.restart(leader);
+            }
+        }
+        step += 1;
+        t += Duration::from_secs(10);
+    }
+    sleep_until(length);
+}
+
+/// Failover time of each fault: from the fault to the next acknowledged operation.
+fn failover_times(faults: &[Fault], acks: &[Instant]) -> Vec<Duration> {
+    faults
+        .iter()
+        .filter_map(|f| acks.iter().filter(|a| **a > f.at).min().map(|a| *a - f.at))
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn report_failovers(name: &str, faults: &[Fault], acks: &[Instant]) {
+    let mut times = failover_times(faults, acks);
+    times.sort();
+    println!(
+        "{name}: {} faults; failover p50 {:?}, p99 {:?}, max {:?}",
+        faults.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.last().copied().unwrap_or_default()
+    );
+    assert_eq!(
+        times.len(),
+        faults.len(),
+        "a fault was never followed by a successful operation"
+    );
+}
+
+fn config() -> Config {
+    Config::new()
+        .database("workload")
+        .request_timeout(Duration::from_secs(3))
+        .frame_timeout(Duration::from_secs(3))
+        .connect_timeout(Duration::from_secs(5))
+}
+
+/// An error a writer may see under faults: anything else fails the test.
+fn expected_under_faults(e: &Error) -> bool {
+    e.is_ambiguous()
+        || e.is_not_leader()
+        || e.is_busy()
+        || matches!(
+            e,
+            Error::Connection(_) | Error::Timeout(_) | Error::NoLeader(_)
+        )
+        || e.server_failure()
+            .is_some_and(|f| f.code == 12 || f.primary_code() == 10)
+}
+
+#[test]
+fn set_workload_under_faults() {
+    let length = workload_length();
+    let mut cluster = Cluster::start(3);
+    cluster.wait_ready(3);
+    let seeds: Vec<String> = cluster
+        .db_addresses()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let faults = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+
+    let (acked, failed, ambiguous, acks) = thread::scope(|s| {
+        s.spawn(|| {
+            inject_faults(&mut cluster, length, &faults);
+            stop.store(true, Ordering::Release);
+        });
+        smol::block_on(async {
+            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+            let options = PoolOptions {
+                min_size: 2,
+                max_size: 8,
+                acquire_timeout: Duration::from_secs(5),
+            };
+            let pool = Pool::new(Smol, &seeds, config(), options).await.unwrap();
+            pool.execute("CREATE TABLE set_w (v INTEGER)", ())
+                .await
+                .unwrap();
+            let writers = (0..8i64).map(|w| {
+                let pool = pool.clone();
+                let stop = &stop;
+                async move {
+                    let (mut acked, mut failed, mut ambiguous, mut acks) =
+                        (vec![], vec![], vec![], vec![]);
+                    let mut n = 0i64;
+                    while !stop.load(Ordering::Acquire) {
+                        let v = w * 10_000_000 + n;
+                        n += 1;
+                        match pool.execute("INSERT INTO set_w VALUES (?)", (v,)).await {
+                            Ok(_) => {
+                                acked.push(v);
+                                acks.push(Instant::now());
+                            }
+                            Err(e) if e.is_ambiguous() => ambiguous.push(v),
+                            Err(e) => {
+                                assert!(expected_under_faults(&e), "unexpected error: {e:?}");
+                                failed.push(v);
+                                smol::Timer::after(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                    (acked, failed, ambiguous, acks)
+                }
+            });
+            let results = futures_util::future::join_all(writers).await;
+            let mut all = (vec![], vec![], vec![], vec![]);
+            for (a, f, m, t) in results {
+                all.0.extend(a);
+                all.1.extend(f);
+                all.2.extend(m);
+                all.3.extend(t);
+            }
+            all
+        })
+    });
+
+    // Heal: every node running, a leader elected; then read everything back.
+    for i in 0..3 {
+        if !cluster.is_running(i) {
+            cluster.restart(i);
+        }
+    }
+    cluster.wait_ready(3);
+    let rows = smol::block_on(async {
+        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        let pool = Pool::new(Smol, &seeds, config(), PoolOptions::default())
+            .await
+            .unwrap();
+        pool.fetch_all("SELECT v FROM set_w", ()).await.unwrap()
+    });
+    let values: Vec<i64> = rows
+        .into_iter()
+        .map(|r| match r[0] {
+            Value::Integer(v) => v,
+            ref other => panic!("{other:?}"),
+        })
+        .collect();
+    let present: HashSet<i64> = values.iter().copied().collect();
+    let duplicated = values.len() - present.len();
+    let lost = acked.iter().filter(|v| !present.contains(v)).count();
+    let failed_present = failed.iter().filter(|v| present.contains(v)).count();
+    let ambiguous_present = ambiguous.iter().filter(|v| present.contains(v)).count();
+    println!(
+        "set: {} acknowledged, {} failed, {} ambiguous ({ambiguous_present} applied); \
+         lost {lost}, duplicated {duplicated}, failed-but-present {failed_present}",
+        acked.len(),
+        failed.len(),
+        ambiguous.len()
+    );
+    report_failovers("set", &faults.lock().unwrap(), &acks);
+    assert_eq!(lost, 0, "acknowledged writes lost");
+    assert_eq!(duplicated, 0, "writes applied twice");
+    assert_eq!(failed_present, 0, "writes reported as failed but applied");
+    assert!(acked.len() > 100, "too little progress: {}", acked.len());
+}
+
+const ACCOUNTS: i64 = 10;
+const OPENING: i64 = 100;
+
+#[test]
+fn bank_workload_under_faults() {
+    let length = workload_length();
+    let mut cluster = Cluster::start(3);
+    cluster.wait_ready(3);
+    let seeds: Vec<String> = cluster
+        .db_addresses()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let faults = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+
+    let (transfers, reads, acks) = thread::scope(|s| {
+        s.spawn(|| {
+            inject_faults(&mut cluster, length, &faults);
+            stop.store(true, Ordering::Release);
+        });
+        smol::block_on(async {
+            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+            let options = PoolOptions {
+                min_size: 2,
+                max_size: 8,
+                acquire_timeout: Duration::from_secs(5),
+            };
+            let pool = Pool::new(Smol, &seeds, config(), options).await.unwrap();
+            pool.execute(
+                "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)",
+                (),
+            )
+            .await
+            .unwrap();
+            for id in 0..ACCOUNTS {
+                pool.execute("INSERT INTO acct VALUES (?, ?)", (id, OPENING))
+                    .await
+                    .unwrap();
+            }
+            let transferers = (0..4i64).map(|w| {
+                let pool = pool.clone();
+                let stop = &stop;
+                async move {
+                    let (mut done, mut acks) = (0u64, vec![]);
+                    let mut n = w;
+                    while !stop.load(Ordering::Acquire) {
+                        n += 1;
+                        let (from, to, amount) = (n % ACCOUNTS, (n * 7 + 3) % ACCOUNTS, 1 + n % 5);
+                        if from == to {
+                            continue;
+                        }
+                        let result = async {
+                            let mut conn = pool.acquire().await?;
+                            let mut tx = conn.begin().await?;
+                            tx.execute(
+                                "UPDATE acct SET bal = bal - ? WHERE id = ?",
+                                (amount, from),
+                            )
+                            .await?;
+                            tx.execute("UPDATE acct SET bal = bal + ? WHERE id = ?", (amount, to))
+                                .await?;
+                            tx.commit().await
+                        }
+                        .await;
+                        match result {
+                            Ok(()) => {
+                                done += 1;
+                                acks.push(Instant::now());
+                            }
+                            Err(e) => {
+                                // A failed transfer is rolled back; what matters is the
+                                // invariant. Only client-side faults are bugs here.
+                                assert!(
+                                    expected_under_faults(&e) || matches!(e, Error::Server(_)),
+                                    "unexpected error: {e:?}"
+                                );
+                                smol::Timer::after(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                    (done, acks)
+                }
+            });
+            let readers = (0..2).map(|_| {
+                let pool = pool.clone();
+                let stop = &stop;
+                async move {
+                    let mut reads = 0u64;
+                    while !stop.load(Ordering::Acquire) {
+                        match pool
+                            .fetch_all("SELECT count(*), sum(bal) FROM acct", ())
+                            .await
+                        {
+                            Ok(rows) => {
+                                assert_eq!(
+                                    rows[0],
+                                    [Value::Integer(ACCOUNTS), Value::Integer(ACCOUNTS * OPENING)],
+                                    "a reader saw a partial transfer"
+                                );
+                                reads += 1;
+                                smol::Timer::after(Duration::from_millis(5)).await;
+                            }
+                            Err(e) => {
+                                assert!(expected_under_faults(&e), "unexpected error: {e:?}");
+                                smol::Timer::after(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                    reads
+                }
+            });
+            let (t, r) = futures_util::future::join(
+                futures_util::future::join_all(transferers),
+                futures_util::future::join_all(readers),
+            )
+            .await;
+            let transfers: u64 = t.iter().map(|(d, _)| d).sum();
+            let acks: Vec<Instant> = t.into_iter().flat_map(|(_, a)| a).collect();
+            (transfers, r.iter().sum::<u64>(), acks)
+        })
+    });
+
+    for i in 0..3 {
+        if !cluster.is_running(i) {
+            cluster.restart(i);
+        }
+    }
+    cluster.wait_ready(3);
+    let total: i64 = smol::block_on(async {
+        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        let pool = Pool::new(Smol, &seeds, config(), PoolOptions::default())
+            .await
+            .unwrap();
+        pool.fetch_val("SELECT sum(bal) FROM acct", ())
+            .await
+            .unwrap()
+    });
+    println!(
+        "bank: {transfers} transfers committed, {reads} consistent reads, final total {total}"
+    );
+    report_failovers("bank", &faults.lock().unwrap(), &acks);
+    assert_eq!(total, ACCOUNTS * OPENING, "money created or destroyed");
+    assert!(transfers > 20 && reads > 20, "too little progress");
+}
