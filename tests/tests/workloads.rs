@@ -40,7 +40,7 @@ struct Fault {
 /// its own thread: the harness's calls block.
 fn inject_faults(cluster: &mut Cluster, length: Duration, faults: &Mutex<Vec<Fault>>) {
     let start = Instant::now();
-    let mut record = |what: String| {
+    let record = |what: String| {
         println!("fault at {:?}: {what}", start.elapsed());
         faults.lock().unwrap().push(Fault {
             what,
@@ -114,6 +114,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn report_failovers(name: &str, faults: &[Fault], acks: &[Instant]) {
+    for (f, t) in faults.iter().zip(failover_times(faults, acks)) {
+        println!("{name}: {} -> next success after {t:?}", f.what);
+    }
     let mut times = failover_times(faults, acks);
     times.sort();
     println!(
