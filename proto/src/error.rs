@@ -145,6 +145,9 @@ pub struct ServerFailure {
 pub const CODE_NOT_LEADER: u64 = 10250;
 /// Extended code for "leadership lost" (`SQLITE_IOERR_LEADERSHIP_LOST`).
 pub const CODE_LEADERSHIP_LOST: u64 = 10506;
+/// Raft's `RAFT_NOTLEADER`, passed through raw by dqlite 1.11 when a write's replication
+/// cannot start (it collides with `SQLITE_NOMEM`, which a dqlite node does not report).
+pub const CODE_RAFT_NOT_LEADER: u64 = 7;
 /// Legacy form of [`CODE_NOT_LEADER`] used by older replication patches.
 pub const CODE_NOT_LEADER_LEGACY: u64 = 8202;
 /// Legacy form of [`CODE_LEADERSHIP_LOST`] used by older replication patches.
@@ -156,9 +159,18 @@ impl ServerFailure {
         (self.code & 0xff) as u8
     }
 
-    /// The node is not the leader: find the leader and try again there.
+    /// The node is not the leader: find the leader and try again there. The request had
+    /// no effect.
+    ///
+    /// Besides the `SQLITE_IOERR_NOT_LEADER` codes this includes [`CODE_RAFT_NOT_LEADER`]:
+    /// dqlite 1.11 passes raft's own "not leader" code (7) through unchanged when leadership
+    /// moves between the execution of a write and its replication (the message is then a
+    /// stale SQLite one such as "no more rows available"). The write was rolled back.
     pub fn is_not_leader(&self) -> bool {
-        matches!(self.code, CODE_NOT_LEADER | CODE_NOT_LEADER_LEGACY)
+        matches!(
+            self.code,
+            CODE_NOT_LEADER | CODE_NOT_LEADER_LEGACY | CODE_RAFT_NOT_LEADER
+        )
     }
 
     /// A write failed because the node lost leadership: its outcome is unknown.

@@ -47,7 +47,7 @@ pub use connection::{
 };
 pub use error::{
     Error, LimitExceeded, Malformed, Misuse, ServerFailure, CODE_LEADERSHIP_LOST,
-    CODE_LEADERSHIP_LOST_LEGACY, CODE_NOT_LEADER, CODE_NOT_LEADER_LEGACY,
+    CODE_LEADERSHIP_LOST_LEGACY, CODE_NOT_LEADER, CODE_NOT_LEADER_LEGACY, CODE_RAFT_NOT_LEADER,
 };
 pub use frame::{Deframer, Frame, Limits};
 pub use request::NodeRole;

@@ -62,6 +62,24 @@ impl Cluster {
         (0..self.size()).find(|&i| self.db_address(i).to_string() == address)
     }
 
+    /// Asks the leader (node `leader`) to hand leadership to another voter; returns that
+    /// voter's address.
+    pub fn transfer_leadership(&self, leader: usize) -> Result<String, String> {
+        let target = self
+            .members()
+            .and_then(|m| {
+                m.into_iter().find(|n| {
+                    n.role == Some(NodeRole::Voter) && self.index_of(&n.address) != Some(leader)
+                })
+            })
+            .ok_or("no other voter to transfer to")?;
+        let mut c = BlockingConn::connect(&self.db_address(leader).to_string())
+            .map_err(|e| e.to_string())?;
+        c.call(|p| p.transfer(target.id))
+            .map_err(|e| e.to_string())?;
+        Ok(target.address.to_string())
+    }
+
     /// Waits until a leader is elected and at least `voters` nodes vote; returns the leader's
     /// index. Panics with the node logs after [`READY_TIMEOUT`].
     pub fn wait_ready(&self, voters: usize) -> usize {

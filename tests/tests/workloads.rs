@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use dqlite_client::{Config, Error, Pool, PoolOptions, Value};
 use dqlite_smol::Smol;
-use dqlite_tests::blocking::BlockingConn;
 use dqlite_tests::harness::Cluster;
 
 fn workload_length() -> Duration {
@@ -68,23 +67,10 @@ fn inject_faults(cluster: &mut Cluster, length: Duration, faults: &Mutex<Vec<Fau
                 cluster.resume(leader);
             }
             3 => {
-                let target = cluster.members().and_then(|m| {
-                    m.into_iter()
-                        .find(|n| cluster.index_of(&n.address) != Some(leader))
-                });
-                if let Some(target) = target {
-                    record(format!(
-                        "transfer leadership from {leader} to {}",
-                        target.address
-                    ));
-                    let done = BlockingConn::connect(&cluster.db_address(leader).to_string())
-                        .map_err(|e| e.to_string())
-                        .and_then(|mut c| {
-                            c.call(|p| p.transfer(target.id)).map_err(|e| e.to_string())
-                        });
-                    if let Err(e) = done {
-                        println!("transfer failed: {e}");
-                    }
+                record(format!("transfer leadership from {leader}"));
+                match cluster.transfer_leadership(leader) {
+                    Ok(to) => println!("leadership transferred to {to}"),
+                    Err(e) => println!("transfer failed: {e}"),
                 }
             }
             _ => {
