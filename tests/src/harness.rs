@@ -44,8 +44,10 @@
 //! `{dir}`) and `server.log`, which receives the server's stdout and stderr and a
 //! marker line with the full command line before every start. Each node runs in
 //! its own process group and signals go to the whole group, so a wrapper script
-//! around the real server is fine too (killing waits up to 5 s until init has
-//! reaped the wrapper's children). Only `127.0.0.1` addresses are used.
+//! around the real server is fine too (better with `exec`; otherwise killing
+//! waits up to 5 s until init has reaped the wrapper's children). The server
+//! must stay in that process group (no daemonizing). Only `127.0.0.1`
+//! addresses are used.
 //!
 //! For more useful logs on failure, try `DQLITE_SERVER_ENV="LIBDQLITE_TRACE=1"`
 //! or add `-v` to `DQLITE_SERVER_ARGS` (`dqlite-demo` logs little by default).
@@ -58,6 +60,14 @@
 //! and n voters") needs the wire protocol and belongs on top of
 //! [`Cluster::db_addresses`]. Note that right after start the joined nodes may
 //! not be voters yet.
+//!
+//! Ports come from [`reserve_loopback_addr`]: unique within the process. A
+//! clash with another process (say, a parallel test binary) is detected, as a
+//! server that exits during start or a listener outside the node's process
+//! group on its db port (or API port, if the template uses `{api}`), and the
+//! start is retried (see [`Cluster::start_with`]). A clash on the API port that
+//! arises after the db port accepts is not caught (`dqlite-demo` binds it only
+//! once its node is ready): the node then exits soon after start.
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
@@ -75,9 +85,10 @@ use tempfile::TempDir;
 /// The command that installs the default server, `dqlite-demo`.
 pub const INSTALL_HINT: &str = "apt-get install -y go-dqlite";
 
-/// Start attempts per node: a failed start (the server exited) is retried, on
-/// fresh ports for a first start, on the same ports after a short pause for a
-/// restart. A start that times out is not retried.
+/// Start attempts per node: a failed start (the server exited, or another
+/// process listens on one of its ports) is retried, on fresh ports for a first
+/// start, on the same ports after a short pause for a restart. A start that
+/// times out is not retried.
 const START_ATTEMPTS: usize = 3;
 
 /// How long killing a node waits for the rest of its process group to vanish.
@@ -237,7 +248,8 @@ impl Cluster {
     /// each waited for in the same way.
     ///
     /// Panics if the server binary is missing (with [`INSTALL_HINT`]), if a node
-    /// exits during startup 3 times in a row, or if a node does not accept
+    /// fails to start 3 times in a row (it exits, or another process listens on
+    /// its db port), or if a node does not accept
     /// TCP within [`ServerCommand::start_timeout`]; the message includes the tail
     /// of the node's log. Nodes already started are cleaned up.
     pub fn start_with(command: ServerCommand, n: usize) -> Self {
@@ -419,43 +431,46 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot send signal {signal} to node {i}: {e}"));
     }
 
-    /// Starts node `i` (not running) and waits for its db port, retrying a
-    /// start whose server exits, on new ports if `new_ports_on_retry`.
+    /// Starts node `i` (not running) and waits for its db port. A server that
+    /// exits or finds its ports taken is retried, on new ports if
+    /// `new_ports_on_retry`, else on the same ones after a short pause.
     fn launch(&mut self, i: usize, join: &[SocketAddr], new_ports_on_retry: bool) {
         for attempt in 1..=START_ATTEMPTS {
             let child = self.spawn(i, join);
             let timeout = self.command.start_timeout;
+            let uses_api = self.command.args.iter().any(|a| a.contains("{api}"));
             let node = self.node_mut(i);
+            let api = uses_api.then_some(node.api);
             let child = node.child.insert(child);
-            let error = match wait_listening(child, node.db, timeout) {
+            let failure = match wait_listening(child, node.db, api, timeout) {
                 Ok(()) => return,
-                Err(error) => error,
+                Err(failure) => failure,
             };
-            let listener = describe_listener(node.db.port(), child.id());
             self.kill(i);
             let tail = self.log_tail(i, LOG_TAIL_LINES);
             let db = self.db_address(i);
-            match error {
-                Some(status) if attempt < START_ATTEMPTS => {
-                    eprintln!(
-                        "dqlite-tests: node {i} ({db}) exited during start ({status}), retrying; \
-                         log tail:\n{tail}"
-                    );
-                    if new_ports_on_retry {
-                        let node = self.node_mut(i);
-                        node.api = reserve_loopback_addr();
-                        node.db = reserve_loopback_addr();
-                    } else {
-                        thread::sleep(Duration::from_millis(300));
-                    }
+            let what = match failure {
+                StartFailure::Exited(status) => format!("exited during start ({status})"),
+                StartFailure::PortTaken => {
+                    "found its db or API port taken by another process".into()
                 }
-                Some(status) => panic!(
-                    "node {i} ({db}) exited during start ({status}) {START_ATTEMPTS} times; log tail:\n{tail}"
-                ),
-                None => panic!(
-                    "node {i} ({db}) did not accept TCP within {timeout:?} ({listener}); \
+                StartFailure::TimedOut(seen) => panic!(
+                    "node {i} ({db}) did not accept TCP within {timeout:?} ({seen}); \
                      log tail:\n{tail}"
                 ),
+            };
+            if attempt == START_ATTEMPTS {
+                panic!(
+                    "node {i} ({db}) {what}; gave up after {attempt} attempts; log tail:\n{tail}"
+                );
+            }
+            eprintln!("dqlite-tests: node {i} ({db}) {what}, retrying; log tail:\n{tail}");
+            if new_ports_on_retry {
+                let node = self.node_mut(i);
+                node.api = reserve_loopback_addr();
+                node.db = reserve_loopback_addr();
+            } else {
+                thread::sleep(Duration::from_millis(300));
             }
         }
     }
@@ -564,59 +579,73 @@ fn accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
-/// Waits until the child's process group listens on `addr` and it accepts TCP.
-/// `Err(Some(status))`: the child exited; `Err(None)`: timed out.
+/// Why a node did not start.
+enum StartFailure {
+    /// The server exited.
+    Exited(ExitStatus),
+    /// A process outside the node's process group listens on its db port, or
+    /// on its API port if the template uses `{api}`.
+    PortTaken,
+    /// Nothing accepted in time; what was seen last.
+    TimedOut(String),
+}
+
+/// Waits until `addr` accepts TCP and a socket of the child's process group
+/// listens on it. Checking who owns the listener keeps a foreign process that
+/// took the port from passing for our node; it is done only once a connection
+/// succeeded, since reading `/proc/net/tcp` is not cheap. Then `api`, if given,
+/// must not have a foreign listener either (`dqlite-demo` binds it later and
+/// would exit).
 fn wait_listening(
     child: &mut Child,
     addr: SocketAddr,
+    api: Option<SocketAddr>,
     timeout: Duration,
-) -> Result<(), Option<ExitStatus>> {
+) -> Result<(), StartFailure> {
+    let pgid = child.id();
+    let foreign = |port: u16| {
+        let sockets = listening_sockets(port);
+        !sockets.is_empty() && !group_holds_any(pgid, &sockets)
+    };
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(Some(status));
+            return Err(StartFailure::Exited(status));
         }
-        // The ownership check keeps a foreign listener that took the port from
-        // passing for our node; our server then fails to bind and exits.
-        if group_listens_on(child.id(), addr.port()) && accepts(addr) {
-            return Ok(());
-        }
+        let seen = match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(_) if foreign(addr.port()) || api.is_some_and(|a| foreign(a.port())) => {
+                return Err(StartFailure::PortTaken)
+            }
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
         if Instant::now() >= deadline {
-            return Err(None);
+            let sockets = listening_sockets(addr.port());
+            let listening = if sockets.is_empty() {
+                "nothing"
+            } else {
+                "a socket"
+            };
+            return Err(StartFailure::TimedOut(format!(
+                "{listening} listens on the port; last connect: {seen}"
+            )));
         }
         thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// Whether a process in process group `pgid` holds a TCP socket listening on
-/// `port` (IPv4), from `/proc/net/tcp` and `/proc/PID/fd`.
-fn group_listens_on(pgid: u32, port: u16) -> bool {
-    let inodes = listening_sockets(port);
-    !inodes.is_empty()
-        && process_group_members(pgid).into_iter().any(|pid| {
-            let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-                return false;
-            };
-            fds.flatten().any(|fd| {
-                fs::read_link(fd.path())
-                    .is_ok_and(|target| inodes.iter().any(|i| target == Path::new(i)))
-            })
+/// Whether a process in process group `pgid` has one of `sockets` (link
+/// targets `socket:[INODE]`) open, from `/proc/PID/fd`.
+fn group_holds_any(pgid: u32, sockets: &[String]) -> bool {
+    process_group_members(pgid).into_iter().any(|pid| {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            fs::read_link(fd.path())
+                .is_ok_and(|target| sockets.iter().any(|s| target == Path::new(s)))
         })
-}
-
-/// For a timeout message: who, if anyone, listens on `port`.
-fn describe_listener(port: u16, pgid: u32) -> String {
-    if listening_sockets(port).is_empty() {
-        "nothing listens on the port".into()
-    } else if !group_listens_on(pgid, port) {
-        "another process listens on the port".into()
-    } else {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(_) => "the node listens on the port and accepts only now".into(),
-            Err(e) => format!("the node listens on the port but connecting fails: {e}"),
-        }
-    }
+    })
 }
 
 /// `socket:[INODE]` link targets of the IPv4 TCP sockets listening on `port`.
