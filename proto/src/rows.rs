@@ -67,7 +67,7 @@ impl RowsBatch {
     /// One row by index.
     pub fn row(&self, i: usize) -> Option<&[Value]> {
         let n = self.columns.len();
-        self.values.get(i.checked_mul(n)?..(i + 1).checked_mul(n)?)
+        self.values.get(i.checked_mul(n)?..i.checked_add(1)?.checked_mul(n)?)
     }
 
     /// All values, row after row, and the column names: for callers that keep them.
