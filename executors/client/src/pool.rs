@@ -211,10 +211,8 @@ impl<R: Runtime> Pool<R> {
         let inner = &self.inner;
         let seen = inner.generation.load(Ordering::Acquire);
         // Fast path: the cached leader, confirmed by one LEADER round trip.
-        let cached = inner.leader.lock().ok().and_then(|l| l.clone());
-        if let Some(addr) = cached {
-            let nodes = vec![Node::new(addr.clone())];
-            if let Ok(conn) = connect_leader(&inner.rt, nodes, None, inner.config.clone()).await {
+        if let Some(addr) = self.cached_leader() {
+            if let Some(conn) = self.connect_if_leader(&addr).await {
                 return Ok(conn);
             }
             self.forget_leader(&addr);
@@ -222,10 +220,8 @@ impl<R: Runtime> Pool<R> {
         let mut done = inner.discovery.lock().await;
         if *done != seen {
             // Someone found the leader while we waited: use it.
-            if let Some(addr) = inner.leader.lock().ok().and_then(|l| l.clone()) {
-                let nodes = vec![Node::new(addr)];
-                if let Ok(conn) = connect_leader(&inner.rt, nodes, None, inner.config.clone()).await
-                {
+            if let Some(addr) = self.cached_leader() {
+                if let Some(conn) = self.connect_if_leader(&addr).await {
                     return Ok(conn);
                 }
             }
@@ -237,22 +233,40 @@ impl<R: Runtime> Pool<R> {
         if let Ok(mut l) = inner.leader.lock() {
             *l = Some(conn.address().to_owned());
         }
-        // Keep the node list current from the cluster's own membership.
-        if let Ok(members) = conn.cluster().await {
-            if !members.is_empty() {
-                if let Ok(mut n) = inner.nodes.lock() {
-                    *n = members
-                        .into_iter()
-                        .map(|m| Node {
-                            address: m.address.to_string(),
-                            id: m.id,
-                            role: m.role,
-                        })
-                        .collect();
-                }
-            }
-        }
+        self.refresh_nodes(&mut conn).await;
         Ok(conn)
+    }
+
+    fn cached_leader(&self) -> Option<String> {
+        self.inner.leader.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// A connection to `address` if that node still leads.
+    async fn connect_if_leader(&self, address: &str) -> Option<Connection<R>> {
+        let nodes = vec![Node::new(address)];
+        connect_leader(&self.inner.rt, nodes, None, self.inner.config.clone())
+            .await
+            .ok()
+    }
+
+    /// Replaces the node list with the cluster's own membership, as the leader reports it.
+    async fn refresh_nodes(&self, conn: &mut Connection<R>) {
+        let Ok(members) = conn.cluster().await else {
+            return;
+        };
+        if members.is_empty() {
+            return;
+        }
+        if let Ok(mut n) = self.inner.nodes.lock() {
+            *n = members
+                .into_iter()
+                .map(|m| Node {
+                    address: m.address.to_string(),
+                    id: m.id,
+                    role: m.role,
+                })
+                .collect();
+        }
     }
 
     fn forget_leader(&self, address: &str) {

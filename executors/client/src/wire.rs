@@ -45,20 +45,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     /// Sends everything queued (used before closing).
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        poll_fn(|cx| {
-            while let Some(buf) = self.core.poll_transmit() {
-                match Pin::new(&mut self.stream).poll_write(cx, buf) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()))
-                    }
-                    Poll::Ready(Ok(n)) => self.core.advance_transmit(n),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                    Poll::Pending => return Poll::Pending,
-                }
+        poll_fn(|cx| loop {
+            match self.poll_write_some(cx) {
+                Poll::Ready(Ok(true)) => continue,
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Ready(Ok(()))
         })
         .await
+    }
+
+    /// Writes some of what the core wants sent: `Ok(true)` if bytes went out, `Ok(false)`
+    /// if nothing was queued. A failed write closes the core.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool>> {
+        let Some(buf) = self.core.poll_transmit() else {
+            return Poll::Ready(Ok(false));
+        };
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Ready(Ok(0)) => {
+                self.core.handle_eof();
+                Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()))
+            }
+            Poll::Ready(Ok(n)) => {
+                self.core.advance_transmit(n);
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Err(e)) => {
+                self.core.handle_eof();
+                Poll::Ready(Err(e.into()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn poll_event_for(&mut self, cx: &mut Context<'_>, id: RequestId) -> Poll<Result<Event>> {
@@ -69,24 +87,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 }
                 self.stash.push_back(ev);
             }
-            let mut progressed = false;
-            if let Some(buf) = self.core.poll_transmit() {
-                match Pin::new(&mut self.stream).poll_write(cx, buf) {
-                    Poll::Ready(Ok(0)) => {
-                        self.core.handle_eof();
-                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        self.core.advance_transmit(n);
-                        progressed = true;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        self.core.handle_eof();
-                        return Poll::Ready(Err(e.into()));
-                    }
-                    Poll::Pending => {}
-                }
-            }
+            let mut progressed = match self.poll_write_some(cx) {
+                Poll::Ready(Ok(wrote)) => wrote,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => false,
+            };
             match Pin::new(&mut self.stream).poll_read(cx, &mut self.rbuf) {
                 Poll::Ready(Ok(0)) => {
                     let e = self.core.handle_eof();
