@@ -14,5 +14,6 @@ pub mod blocking;
 mod cluster_state;
 pub mod fake_server;
 pub mod harness;
+pub mod proxy;
 
 pub use cluster_state::READY_TIMEOUT;

@@ -86,11 +86,17 @@ fn inject_faults(cluster: &mut Cluster, length: Duration, faults: &Mutex<Vec<Fau
     sleep_until(length);
 }
 
-/// Failover time of each fault: from the fault to the next acknowledged operation.
-fn failover_times(faults: &[Fault], acks: &[Instant]) -> Vec<Duration> {
+/// Failover time of each fault: from the fault to the end of the first operation begun
+/// after it that was acknowledged. `acks` holds (begun, acknowledged) instants.
+fn failover_times(faults: &[Fault], acks: &[(Instant, Instant)]) -> Vec<Duration> {
     faults
         .iter()
-        .filter_map(|f| acks.iter().filter(|a| **a > f.at).min().map(|a| *a - f.at))
+        .filter_map(|f| {
+            acks.iter()
+                .filter(|(began, _)| *began > f.at)
+                .map(|(_, done)| *done - f.at)
+                .min()
+        })
         .collect()
 }
 
@@ -99,7 +105,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn report_failovers(name: &str, faults: &[Fault], acks: &[Instant]) {
+fn report_failovers(name: &str, faults: &[Fault], acks: &[(Instant, Instant)]) {
     for (f, t) in faults.iter().zip(failover_times(faults, acks)) {
         println!("{name}: {} -> next success after {t:?}", f.what);
     }
@@ -140,8 +146,28 @@ fn expected_under_faults(e: &Error) -> bool {
             .is_some_and(|f| f.code == 12 || f.primary_code() == 10)
 }
 
-#[test]
-fn set_workload_under_faults() {
+/// A workload's result after a run under faults, with the healed cluster.
+struct Run<T> {
+    result: T,
+    faults: Vec<Fault>,
+    seeds: Vec<String>,
+    _cluster: Cluster,
+}
+
+impl<T> Run<T> {
+    /// A pool on the healed cluster, to read back what the workload left.
+    async fn healed_pool(&self) -> Pool<Smol> {
+        let seeds: Vec<&str> = self.seeds.iter().map(String::as_str).collect();
+        Pool::new(Smol, &seeds, config(), PoolOptions::default())
+            .await
+            .unwrap()
+    }
+}
+
+/// Starts a 3-node cluster, runs `workload` (given the node addresses and a flag that is set
+/// when it must stop) on this thread while faults are injected on another, then heals the
+/// cluster: every node running again and a leader elected.
+fn under_faults<T>(workload: impl FnOnce(&[&str], &AtomicBool) -> T) -> Run<T> {
     let length = workload_length();
     let mut cluster = Cluster::start(3);
     cluster.wait_ready(3);
@@ -152,26 +178,43 @@ fn set_workload_under_faults() {
         .collect();
     let faults = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
-
-    let (acked, failed, ambiguous, acks) = thread::scope(|s| {
+    let result = thread::scope(|s| {
         s.spawn(|| {
             inject_faults(&mut cluster, length, &faults);
             stop.store(true, Ordering::Release);
         });
+        let addrs: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        workload(&addrs, &stop)
+    });
+    for i in 0..cluster.size() {
+        if !cluster.is_running(i) {
+            cluster.restart(i);
+        }
+    }
+    cluster.wait_ready(3);
+    Run {
+        result,
+        faults: faults.into_inner().unwrap(),
+        seeds,
+        _cluster: cluster,
+    }
+}
+
+#[test]
+fn set_workload_under_faults() {
+    let run = under_faults(|seeds, stop| {
         smol::block_on(async {
-            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
             let options = PoolOptions {
                 min_size: 2,
                 max_size: 8,
                 acquire_timeout: Duration::from_secs(5),
             };
-            let pool = Pool::new(Smol, &seeds, config(), options).await.unwrap();
+            let pool = Pool::new(Smol, seeds, config(), options).await.unwrap();
             pool.execute("CREATE TABLE set_w (v INTEGER)", ())
                 .await
                 .unwrap();
             let writers = (0..8i64).map(|w| {
                 let pool = pool.clone();
-                let stop = &stop;
                 async move {
                     let (mut acked, mut failed, mut ambiguous, mut acks) =
                         (vec![], vec![], vec![], vec![]);
@@ -179,10 +222,11 @@ fn set_workload_under_faults() {
                     while !stop.load(Ordering::Acquire) {
                         let v = w * 10_000_000 + n;
                         n += 1;
+                        let began = Instant::now();
                         match pool.execute("INSERT INTO set_w VALUES (?)", (v,)).await {
                             Ok(_) => {
                                 acked.push(v);
-                                acks.push(Instant::now());
+                                acks.push((began, Instant::now()));
                             }
                             Err(e) if e.is_ambiguous() => ambiguous.push(v),
                             Err(e) => {
@@ -206,19 +250,9 @@ fn set_workload_under_faults() {
             all
         })
     });
-
-    // Heal: every node running, a leader elected; then read everything back.
-    for i in 0..3 {
-        if !cluster.is_running(i) {
-            cluster.restart(i);
-        }
-    }
-    cluster.wait_ready(3);
+    let (acked, failed, ambiguous, acks) = &run.result;
     let rows = smol::block_on(async {
-        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
-        let pool = Pool::new(Smol, &seeds, config(), PoolOptions::default())
-            .await
-            .unwrap();
+        let pool = run.healed_pool().await;
         pool.fetch_all("SELECT v FROM set_w", ()).await.unwrap()
     });
     let values: Vec<i64> = rows
@@ -240,7 +274,7 @@ fn set_workload_under_faults() {
         failed.len(),
         ambiguous.len()
     );
-    report_failovers("set", &faults.lock().unwrap(), &acks);
+    report_failovers("set", &run.faults, acks);
     assert_eq!(lost, 0, "acknowledged writes lost");
     assert_eq!(duplicated, 0, "writes applied twice");
     assert_eq!(failed_present, 0, "writes reported as failed but applied");
@@ -252,30 +286,14 @@ const OPENING: i64 = 100;
 
 #[test]
 fn bank_workload_under_faults() {
-    let length = workload_length();
-    let mut cluster = Cluster::start(3);
-    cluster.wait_ready(3);
-    let seeds: Vec<String> = cluster
-        .db_addresses()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    let faults = Mutex::new(Vec::new());
-    let stop = AtomicBool::new(false);
-
-    let (transfers, reads, acks) = thread::scope(|s| {
-        s.spawn(|| {
-            inject_faults(&mut cluster, length, &faults);
-            stop.store(true, Ordering::Release);
-        });
+    let run = under_faults(|seeds, stop| {
         smol::block_on(async {
-            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
             let options = PoolOptions {
                 min_size: 2,
                 max_size: 8,
                 acquire_timeout: Duration::from_secs(5),
             };
-            let pool = Pool::new(Smol, &seeds, config(), options).await.unwrap();
+            let pool = Pool::new(Smol, seeds, config(), options).await.unwrap();
             pool.execute(
                 "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)",
                 (),
@@ -289,7 +307,6 @@ fn bank_workload_under_faults() {
             }
             let transferers = (0..4i64).map(|w| {
                 let pool = pool.clone();
-                let stop = &stop;
                 async move {
                     let (mut done, mut acks) = (0u64, vec![]);
                     let mut n = w;
@@ -299,6 +316,7 @@ fn bank_workload_under_faults() {
                         if from == to {
                             continue;
                         }
+                        let began = Instant::now();
                         let result = async {
                             let mut conn = pool.acquire().await?;
                             let mut tx = conn.begin().await?;
@@ -315,7 +333,7 @@ fn bank_workload_under_faults() {
                         match result {
                             Ok(()) => {
                                 done += 1;
-                                acks.push(Instant::now());
+                                acks.push((began, Instant::now()));
                             }
                             Err(e) => {
                                 // A failed transfer is rolled back; what matters is the
@@ -333,7 +351,6 @@ fn bank_workload_under_faults() {
             });
             let readers = (0..2).map(|_| {
                 let pool = pool.clone();
-                let stop = &stop;
                 async move {
                     let mut reads = 0u64;
                     while !stop.load(Ordering::Acquire) {
@@ -365,22 +382,13 @@ fn bank_workload_under_faults() {
             )
             .await;
             let transfers: u64 = t.iter().map(|(d, _)| d).sum();
-            let acks: Vec<Instant> = t.into_iter().flat_map(|(_, a)| a).collect();
+            let acks: Vec<(Instant, Instant)> = t.into_iter().flat_map(|(_, a)| a).collect();
             (transfers, r.iter().sum::<u64>(), acks)
         })
     });
-
-    for i in 0..3 {
-        if !cluster.is_running(i) {
-            cluster.restart(i);
-        }
-    }
-    cluster.wait_ready(3);
+    let (transfers, reads, acks) = &run.result;
     let total: i64 = smol::block_on(async {
-        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
-        let pool = Pool::new(Smol, &seeds, config(), PoolOptions::default())
-            .await
-            .unwrap();
+        let pool = run.healed_pool().await;
         pool.fetch_val("SELECT sum(bal) FROM acct", ())
             .await
             .unwrap()
@@ -388,7 +396,7 @@ fn bank_workload_under_faults() {
     println!(
         "bank: {transfers} transfers committed, {reads} consistent reads, final total {total}"
     );
-    report_failovers("bank", &faults.lock().unwrap(), &acks);
+    report_failovers("bank", &run.faults, acks);
     assert_eq!(total, ACCOUNTS * OPENING, "money created or destroyed");
-    assert!(transfers > 20 && reads > 20, "too little progress");
+    assert!(*transfers > 20 && *reads > 20, "too little progress");
 }
