@@ -237,3 +237,33 @@ fn cancellation_against_real_cluster() {
         pool_ops(&pool, 4).await;
     });
 }
+
+#[test]
+fn cancellation_against_real_node_in_one_byte_slices() {
+    // Every byte in its own write: reads complete a little at a time, so operations are
+    // cut off at many more points than on a fast loopback.
+    let cluster = Cluster::start(1);
+    let leader = cluster.wait_ready(1);
+    let proxy = dqlite_tests::proxy::Proxy::start(cluster.db_address(leader));
+    let address = proxy.address().to_string();
+    smol::block_on(async {
+        let mut conn = Connection::connect(Smol, &address, Config::new().database("sliced"))
+            .await
+            .unwrap();
+        conn.execute("CREATE TABLE t (x INTEGER)", ())
+            .await
+            .unwrap();
+        conn.execute("CREATE TABLE big (x INTEGER)", ())
+            .await
+            .unwrap();
+        conn.execute(
+            "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < 999) \
+             INSERT INTO big SELECT x FROM c",
+            (),
+        )
+        .await
+        .unwrap();
+        proxy.slice_writes(true);
+        connection_ops(&mut conn, true).await;
+    });
+}
