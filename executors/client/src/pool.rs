@@ -43,6 +43,40 @@ impl Default for PoolOptions {
     }
 }
 
+impl PoolOptions {
+    /// The defaults: `min_size` 1, `max_size` 10, `acquire_timeout` 30 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = dqlite_client::PoolOptions::new()
+    ///     .min_size(2)
+    ///     .max_size(16)
+    ///     .acquire_timeout(Duration::from_secs(5));
+    /// assert_eq!(options.max_size, 16);
+    /// ```
+    pub fn new() -> PoolOptions {
+        PoolOptions::default()
+    }
+
+    /// Connections opened in parallel when the pool is created.
+    pub fn min_size(mut self, n: usize) -> Self {
+        self.min_size = n;
+        self
+    }
+
+    /// Most connections open at once (at least 1).
+    pub fn max_size(mut self, n: usize) -> Self {
+        self.max_size = n;
+        self
+    }
+
+    /// Longest wait in [`Pool::acquire`].
+    pub fn acquire_timeout(mut self, d: Duration) -> Self {
+        self.acquire_timeout = d;
+        self
+    }
+}
+
 /// Counts for monitoring and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStatus {
