@@ -39,6 +39,7 @@ pub mod leader;
 pub mod request;
 pub mod response;
 mod rows;
+pub mod sql;
 mod value;
 mod wire;
 

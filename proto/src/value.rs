@@ -307,6 +307,24 @@ impl From<&[u8]> for Value {
     }
 }
 
+impl From<&String> for Value {
+    fn from(v: &String) -> Value {
+        Value::from(v.as_str())
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Value {
+    fn from(v: &[u8; N]) -> Value {
+        Value::from(v.as_slice())
+    }
+}
+
+impl From<&Vec<u8>> for Value {
+    fn from(v: &Vec<u8>) -> Value {
+        Value::from(v.as_slice())
+    }
+}
+
 impl From<Vec<u8>> for Value {
     fn from(v: Vec<u8>) -> Value {
         Value::Blob(Bytes::from(v))

@@ -125,6 +125,24 @@ async fn quickstart<R: Runtime>(rt: R, leader: &str) {
         .execute("INSERT INTO test (name) VALUES (?)", ("a\0b",))
         .await;
     assert!(matches!(nul, Err(Error::Misuse(_))), "{nul:?}");
+    // Statements without rows are refused on the query paths, before anything is sent.
+    let e = conn
+        .fetch("INSERT INTO test (name) VALUES ('x')", ())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Misuse(m) if m.contains("use execute")),
+        "{e:?}"
+    );
+    // Conversion errors name the column.
+    let row = conn
+        .fetch_one("SELECT name FROM test WHERE id = 1", ())
+        .await
+        .unwrap();
+    let e = row.get::<i64, _>("name").unwrap_err();
+    assert!(e.to_string().contains("column name"), "{e}");
+    let name: String = row.get("name").unwrap();
+    assert_eq!(name, "hello");
     // A script of several statements in one request.
     conn.execute_batch("CREATE TABLE a (x); CREATE TABLE b (y); INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)")
         .await
@@ -301,6 +319,10 @@ async fn transactions<R: Runtime>(rt: R, leader: &str) {
             .unwrap();
         // Dropped without commit: rolled back before the next use.
     }
+    assert!(
+        !conn.in_transaction(),
+        "a dropped guard ends the transaction at once"
+    );
     assert!(!conn.fetch_all("SELECT 1", ()).await.unwrap().is_empty());
     assert!(!conn.in_transaction());
     assert_eq!(
@@ -359,6 +381,15 @@ async fn transactions<R: Runtime>(rt: R, leader: &str) {
     for v in 10..20i64 {
         conn.execute_prepared(&stmt, (v,)).await.unwrap();
     }
+    // Parameter counts are checked against the statement before sending.
+    let e = conn
+        .execute_prepared(&stmt, (1i64, 2i64))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Misuse(m) if m.contains("takes 1")),
+        "{e:?}"
+    );
     drop(stmt);
     let q = conn
         .prepare("SELECT count(*) FROM acct WHERE v >= ?")

@@ -124,14 +124,25 @@ impl<R: Runtime> Connection<R> {
         self.broken.is_some() || self.wire.core.error().is_some()
     }
 
+    /// Checks, without waiting, that the server has not closed this idle connection.
+    pub(crate) fn still_open(&mut self) -> bool {
+        !self.is_broken() && self.wire.still_open()
+    }
+
     /// True after the node answered "not leader" on this connection.
     pub fn saw_not_leader(&self) -> bool {
         self.saw_not_leader
     }
 
     /// True inside a transaction begun with [`begin`](Self::begin).
+    ///
+    /// A transaction whose guard was dropped counts as ended (its rollback goes out first
+    /// thing on the next call).
     pub fn in_transaction(&self) -> bool {
-        self.tx_depth > 0
+        let depth = self
+            .pending_rollback
+            .map_or(self.tx_depth, |d| d.saturating_sub(1));
+        depth > 0
     }
 
     /// Runs one SQL statement (or several without parameters) and returns the last insert
@@ -205,6 +216,7 @@ impl<R: Runtime> Connection<R> {
     /// is safe: the rest of the result is drained before the next request.
     pub async fn stream(&mut self, sql: &str, params: impl IntoParams) -> Result<RowStream<'_, R>> {
         let params = params.into_params();
+        check_returns_rows(sql)?;
         self.ready().await?;
         let id = self.queue(|p| p.query_sql(sql, &params))?;
         Ok(RowStream::new(self, id))
@@ -226,7 +238,7 @@ impl<R: Runtime> Connection<R> {
         params: impl IntoParams,
     ) -> Result<ExecResult> {
         let params = params.into_params();
-        let handle = stmt.handle()?;
+        let handle = stmt.handle_for(&params)?;
         let mut attempt = 0;
         loop {
             let result = match self.call(Effect::Write, |p| p.exec(handle, &params)).await {
@@ -245,7 +257,7 @@ impl<R: Runtime> Connection<R> {
         params: impl IntoParams,
     ) -> Result<Vec<Row>> {
         let params = params.into_params();
-        let handle = stmt.handle()?;
+        let handle = stmt.handle_for(&params)?;
         self.ready().await?;
         let id = self.queue(|p| p.query(handle, &params))?;
         let (columns, values) = self.collect_rows(id).await?;
@@ -509,6 +521,7 @@ impl<R: Runtime> Connection<R> {
     ) -> Result<(Vec<Text>, Vec<Value>)> {
         let span = tracing::debug_span!("dqlite.query", address = %self.address);
         let _e = span.enter();
+        check_returns_rows(sql)?;
         let mut attempt = 0;
         loop {
             self.ready().await?;
@@ -572,6 +585,22 @@ impl<R: Runtime> Connection<R> {
             other => other,
         }
     }
+}
+
+/// First words of the statements [`Connection::fetch`] and friends accept.
+const ROW_STATEMENTS: [&str; 5] = ["SELECT", "VALUES", "WITH", "PRAGMA", "EXPLAIN"];
+
+/// Refuses statements that return no rows on the query paths: servers answer them with a
+/// confusing "not an error" without running them.
+fn check_returns_rows(sql: &str) -> Result<()> {
+    let first = dqlite_proto::sql::first_word(sql).unwrap_or("");
+    if ROW_STATEMENTS.iter().any(|k| first.eq_ignore_ascii_case(k)) {
+        return Ok(());
+    }
+    Err(Error::Misuse(format!(
+        "fetch and stream run statements that return rows (SELECT, VALUES, WITH, PRAGMA, \
+         EXPLAIN); use execute for `{first}`"
+    )))
 }
 
 /// The SQL that rolls back savepoint `depth` (1 and below: the whole transaction).

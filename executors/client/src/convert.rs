@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 ///
 /// | Rust type | accepted wire types |
 /// | --- | --- |
-/// | `i64`, `i32` | INTEGER, UNIXTIME, BOOLEAN (0/1) |
-/// | `f64` | FLOAT, INTEGER |
+/// | `i64` | INTEGER, UNIXTIME, BOOLEAN (0/1) |
+/// | `i8`..`i32`, `u8`..`u64`, `usize` | as `i64`, failing when out of range |
+/// | `f64`, `f32` | FLOAT, INTEGER |
 /// | `bool` | BOOLEAN, INTEGER (0 is false) |
 /// | `String`, [`Text`] | TEXT, ISO8601 |
 /// | `Vec<u8>`, [`Bytes`] | BLOB |
@@ -26,6 +27,7 @@ fn mismatch<T>(expected: &'static str, v: &Value) -> Result<T> {
     Err(Error::Conversion {
         expected,
         found: v.value_type(),
+        column: None,
     })
 }
 
@@ -45,12 +47,19 @@ impl FromValue for i64 {
     }
 }
 
-impl FromValue for i32 {
-    fn from_value(v: &Value) -> Result<Self> {
-        let wide = i64::from_value(v)?;
-        i32::try_from(wide).or_else(|_| mismatch("i32 (value out of range)", v))
-    }
+/// Integers narrower than `i64`, or unsigned: converted from `i64` with a range check.
+macro_rules! from_integer {
+    ($($t:ty),+) => {$(
+        impl FromValue for $t {
+            fn from_value(v: &Value) -> Result<Self> {
+                let wide = i64::from_value(v)?;
+                <$t>::try_from(wide).or_else(|_| mismatch(concat!(stringify!($t), " (value out of range)"), v))
+            }
+        }
+    )+};
 }
+
+from_integer!(i8, i16, i32, u8, u16, u32, u64, usize);
 
 impl FromValue for f64 {
     fn from_value(v: &Value) -> Result<Self> {
@@ -59,6 +68,13 @@ impl FromValue for f64 {
             Value::Integer(i) => Ok(*i as f64),
             _ => mismatch("f64", v),
         }
+    }
+}
+
+impl FromValue for f32 {
+    /// Narrowed from `f64` (precision may be lost, as with `as f32`).
+    fn from_value(v: &Value) -> Result<Self> {
+        f64::from_value(v).map(|f| f as f32)
     }
 }
 

@@ -38,12 +38,14 @@ pub enum Error {
     #[error("misuse: {0}")]
     Misuse(String),
     /// A value could not be converted to the requested Rust type.
-    #[error("cannot convert {found:?} value to {expected}")]
+    #[error("cannot convert {found:?} value{} to {expected}", column.as_ref().map(|c| format!(" of column {c}")).unwrap_or_default())]
     Conversion {
         /// The Rust type asked for.
         expected: &'static str,
         /// The wire type found.
         found: ValueType,
+        /// The column, when the value came from a row.
+        column: Option<String>,
     },
     /// A column name or index that the result does not have.
     #[error("no such column: {0}")]

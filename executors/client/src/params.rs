@@ -7,6 +7,10 @@ use dqlite_proto::Value;
 ///
 /// Each element converts with `Into<Value>`: `i64`, `i32`, `u32`, `f64`, `bool`, `&str`,
 /// `String`, `&[u8]`, `Vec<u8>`, `Option<T>` (None is NULL) and [`Value`] itself.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as statement parameters",
+    note = "pass a tuple (a single parameter needs a trailing comma: `(x,)`), an array, a `Vec<Value>`, or `params![..]`"
+)]
 pub trait IntoParams {
     /// The values, in placeholder order.
     fn into_params(self) -> Vec<Value>;

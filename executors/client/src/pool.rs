@@ -187,10 +187,13 @@ impl<R: Runtime> Pool<R> {
             let permit = inner.permits.acquire_arc().await;
             let reused = loop {
                 let candidate = inner.idle.lock().ok().and_then(|mut idle| idle.pop());
-                match candidate {
-                    Some(c) if c.is_broken() => continue,
-                    other => break other,
+                let Some(mut c) = candidate else { break None };
+                // A connection the server closed while idle (its node died, say) would turn
+                // the caller's next write into an ambiguous failure: drop it instead.
+                if c.still_open() {
+                    break Some(c);
                 }
+                tracing::debug!(address = c.address(), "dropping a closed idle connection");
             };
             let conn = match reused {
                 Some(c) => c,

@@ -68,9 +68,24 @@ impl Row {
             .ok_or_else(|| Error::NoSuchColumn(column.describe()))
     }
 
-    /// A column converted to `T`, by index or name: `row.get::<i64, _>("id")`.
+    /// A column converted to `T`, by index or name.
+    ///
+    /// The type can usually be inferred: `let id: i64 = row.get("id")?;`.
     pub fn get<T: FromValue, I: ColumnIndex>(&self, column: I) -> Result<T> {
-        T::from_value(self.value(column)?)
+        let value = column
+            .position(&self.columns)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| Error::NoSuchColumn(column.describe()))?;
+        T::from_value(value).map_err(|e| match e {
+            Error::Conversion {
+                expected, found, ..
+            } => Error::Conversion {
+                expected,
+                found,
+                column: Some(column.describe()),
+            },
+            other => other,
+        })
     }
 
     /// Number of columns.

@@ -35,10 +35,21 @@ impl Statement {
             .map_or(0, dqlite_proto::Stmt::param_count)
     }
 
-    pub(crate) fn handle(&self) -> Result<&dqlite_proto::Stmt> {
-        self.stmt
+    /// The handle, checked against the parameters about to be bound: SQLite would bind
+    /// missing ones as NULL silently, and servers disagree on extra ones.
+    pub(crate) fn handle_for(&self, params: &[dqlite_proto::Value]) -> Result<&dqlite_proto::Stmt> {
+        let stmt = self
+            .stmt
             .as_ref()
-            .ok_or_else(|| Error::Misuse("statement already finalized".into()))
+            .ok_or_else(|| Error::Misuse("statement already finalized".into()))?;
+        if params.len() as u64 != stmt.param_count() {
+            return Err(Error::Misuse(format!(
+                "statement takes {} parameter(s), {} given",
+                stmt.param_count(),
+                params.len()
+            )));
+        }
+        Ok(stmt)
     }
 
     pub(crate) fn take(&mut self) -> Option<dqlite_proto::Stmt> {

@@ -43,6 +43,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         poll_fn(|cx| self.poll_event_for(cx, id)).await
     }
 
+    /// For an idle connection: true unless the peer has closed it (or sent something nobody
+    /// asked for, which poisons the core). Never waits.
+    pub(crate) fn still_open(&mut self) -> bool {
+        if self.core.wants_input() || self.core.error().is_some() {
+            return self.core.error().is_none();
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut self.rbuf) {
+            Poll::Pending => true,
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                self.core.handle_eof();
+                false
+            }
+            Poll::Ready(Ok(n)) => {
+                self.core
+                    .handle_input(self.rbuf.get(..n).unwrap_or_default());
+                matches!(self.core.poll_event(), Ok(None))
+            }
+        }
+    }
+
     /// Sends everything queued (used before closing).
     pub(crate) async fn flush(&mut self) -> Result<()> {
         poll_fn(|cx| loop {
