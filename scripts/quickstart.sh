@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runtime="${1:-tokio}"
+case "$runtime" in
+  tokio|smol) ;;
+  *) echo "usage: bash scripts/quickstart.sh [tokio|smol]" >&2; exit 2 ;;
+esac
 
 if ! command -v dqlite-demo >/dev/null 2>&1; then
   echo "installing go-dqlite (dqlite-demo)"

@@ -302,7 +302,11 @@ impl Connection {
     }
 
     /// Records that the first `n` bytes of [`poll_transmit`](Self::poll_transmit) were sent.
+    /// Ignored on a poisoned connection, which offers nothing to send.
     pub fn advance_transmit(&mut self, n: usize) {
+        if self.poisoned.is_some() {
+            return;
+        }
         self.out_pos = self.out_pos.saturating_add(n).min(self.out.len());
         if self.out_pos == self.out.len() {
             self.out_base += self.out.len() as u64;
@@ -804,5 +808,18 @@ mod tests {
         assert_eq!(c.dump("a\0b"), Err(e.clone()));
         assert_eq!(c.add(1, "a\0b"), Err(e.clone()));
         assert_eq!(c.open("a\0b"), Err(e));
+    }
+
+    /// Found by the `connection` fuzz target: after poisoning, `poll_transmit` offers nothing
+    /// but `advance_transmit` still consumed the queue, so `send_state` called a request
+    /// that never went out `Sent`.
+    #[test]
+    fn advance_after_poisoning_records_nothing_as_sent() {
+        let mut c = Connection::new(Config::default());
+        let q = c.leader().unwrap();
+        c.handle_eof();
+        assert_eq!(c.poll_transmit(), None);
+        c.advance_transmit(usize::MAX);
+        assert_eq!(c.send_state(q), SendState::Unsent);
     }
 }

@@ -1,4 +1,4 @@
-//! Leader discovery as a sans-IO state machine (PROTOCOL.md section 7, DESIGN.md section 5).
+//! Leader discovery as a sans-IO state machine.
 //!
 //! The driver dials and asks LEADER; this machine decides whom to ask, in what order, how
 //! many at once, when to back off, and when the answer is final.

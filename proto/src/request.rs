@@ -1,4 +1,4 @@
-//! Requests (PROTOCOL.md section 4): one function per message, appending a complete frame to
+//! Requests: one function per message, appending a complete frame to
 //! a write buffer, and a decoder for fake servers and tests.
 //!
 //! Encoding is crate-private: only [`Connection`](crate::Connection) produces request bytes,

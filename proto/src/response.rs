@@ -1,4 +1,4 @@
-//! Responses (PROTOCOL.md section 5): decoding by (type, schema), and encoding for fake
+//! Responses: decoding by (type, schema), and encoding for fake
 //! servers and tests.
 
 use bytes::Bytes;

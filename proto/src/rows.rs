@@ -1,4 +1,4 @@
-//! ROWS responses (PROTOCOL.md 3.3 and 5.4): column names, row tuples with packed 4-bit type
+//! ROWS responses: column names, row tuples with packed 4-bit type
 //! headers, and the PART / DONE end marker.
 
 use bytes::Bytes;
@@ -67,7 +67,8 @@ impl RowsBatch {
     /// One row by index.
     pub fn row(&self, i: usize) -> Option<&[Value]> {
         let n = self.columns.len();
-        self.values.get(i.checked_mul(n)?..i.checked_add(1)?.checked_mul(n)?)
+        self.values
+            .get(i.checked_mul(n)?..i.checked_add(1)?.checked_mul(n)?)
     }
 
     /// All values, row after row, and the column names: for callers that keep them.

@@ -1,4 +1,4 @@
-//! Values as they travel on the wire, keeping the wire type (PROTOCOL.md 3.1 and 10).
+//! Values as they travel on the wire, keeping the wire type.
 
 use std::fmt;
 use std::ops::Deref;
@@ -95,7 +95,7 @@ impl fmt::Display for Text {
     }
 }
 
-/// The wire type codes of values (PROTOCOL.md 3.1).
+/// The wire type codes of values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ValueType {

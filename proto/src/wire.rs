@@ -1,4 +1,4 @@
-//! Primitive encodings (PROTOCOL.md section 3): little-endian words, NUL-terminated padded
+//! Primitive encodings: little-endian words, NUL-terminated padded
 //! text, length-prefixed blobs, and the 8-byte message header.
 
 use bytes::Bytes;

@@ -42,7 +42,7 @@ pub use statement::Statement;
 pub use stream::RowStream;
 pub use transaction::Transaction;
 
-pub use dqlite_proto::leader::{DiscoveryConfig, RedirectPolicy};
+pub use dqlite_proto::leader::{Discovery, DiscoveryConfig, RedirectPolicy};
 pub use dqlite_proto::{
     ExecResult, File, Limits, Metadata, NodeInfo, NodeRole, RowsBatch, Text, Value, ValueType,
 };
@@ -52,18 +52,23 @@ pub use dqlite_proto::{
 /// `PooledConnection` aliases, and `connect`, `connect_with`, `connect_cluster`,
 /// `create_pool` and `create_pool_with`. Adapters stay a few lines long and identical in
 /// shape.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! adapter_api {
     ($rt:ty) => {
-        /// A connection on this runtime.
+        /// A connection on this runtime: [`dqlite_client::Connection`](::dqlite_client::Connection)
+        /// documents its methods (`execute`, `fetch`, `begin`, ...).
         pub type Connection = $crate::Connection<$rt>;
-        /// A pool on this runtime.
+        /// A pool on this runtime: [`dqlite_client::Pool`](::dqlite_client::Pool) documents
+        /// its methods (`acquire`, `execute`, `fetch`, ...).
         pub type Pool = $crate::Pool<$rt>;
-        /// A pooled connection on this runtime.
+        /// A pooled connection on this runtime (derefs to [`Connection`]); see
+        /// [`dqlite_client::PooledConnection`](::dqlite_client::PooledConnection).
         pub type PooledConnection = $crate::PooledConnection<$rt>;
-        /// A transaction on this runtime.
+        /// A transaction on this runtime: [`dqlite_client::Transaction`](::dqlite_client::Transaction)
+        /// documents `commit`, `rollback` and savepoints.
         pub type Transaction<'c> = $crate::Transaction<'c, $rt>;
-        /// A row stream on this runtime.
+        /// A row stream on this runtime: see [`dqlite_client::RowStream`](::dqlite_client::RowStream).
         pub type RowStream<'c> = $crate::RowStream<'c, $rt>;
 
         /// Connects to the node at `address` and opens the `"default"` database there.

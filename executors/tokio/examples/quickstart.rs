@@ -28,11 +28,9 @@ async fn main() -> Result<()> {
     tx.execute("INSERT INTO test (name) VALUES (?)", ("hello",))
         .await?;
     for row in tx.fetch("SELECT id, name FROM test", ()).await? {
-        println!(
-            "id={} name={}",
-            row.get::<i64, _>("id")?,
-            row.get::<String, _>("name")?
-        );
+        let id: i64 = row.get("id")?;
+        let name: String = row.get("name")?;
+        println!("id={id} name={name}");
     }
     let count: i64 = tx.fetch_val("SELECT count(*) FROM test", ()).await?;
     tx.commit().await?;

@@ -2,12 +2,14 @@
 //!
 //! ```no_run
 //! # async fn demo() -> dqlite_tokio::Result<()> {
-//! let mut conn = dqlite_tokio::connect("127.0.0.1:9001").await?;
+//! let pool = dqlite_tokio::create_pool(&["127.0.0.1:9001", "127.0.0.1:9002"]).await?;
+//! let mut conn = pool.acquire().await?;
 //! let mut tx = conn.begin().await?;
 //! tx.execute("CREATE TABLE IF NOT EXISTS test (id INTEGER PRIMARY KEY, name TEXT)", ()).await?;
 //! tx.execute("INSERT INTO test (name) VALUES (?)", ("hello",)).await?;
 //! for row in tx.fetch("SELECT id, name FROM test", ()).await? {
-//!     println!("{} {}", row.get::<i64, _>("id")?, row.get::<String, _>("name")?);
+//!     let (id, name): (i64, String) = (row.get("id")?, row.get("name")?);
+//!     println!("{id} {name}");
 //! }
 //! tx.commit().await?;
 //! # Ok(()) }
