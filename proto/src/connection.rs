@@ -29,6 +29,9 @@ pub struct Config {
     /// The server is known to accept 4-byte parameter counts (dqlite >= 1.12). Only then may
     /// a statement take more than 255 parameters; dqlite 1.11 misreads such tuples silently.
     pub server_accepts_params32: bool,
+    /// The server is known to survive statements with `RETURNING`. dqlite 1.11 asserts and
+    /// dies on the request after one, losing the write, so such SQL is refused by default.
+    pub server_handles_returning: bool,
 }
 
 /// Names one request queued on a [`Connection`]; events carry it back.
@@ -609,6 +612,9 @@ impl Connection {
         if sql.trim().is_empty() {
             return Err(Misuse::EmptySql.into());
         }
+        if !self.config.server_handles_returning && crate::sql::has_returning(sql) {
+            return Err(Misuse::Returning.into());
+        }
         Ok(())
     }
 
@@ -801,6 +807,24 @@ mod tests {
 
     /// Found by the `connection` fuzz target: `add` and `dump` checked their text for NULs
     /// before the poisoning, so a poisoned connection answered them with a misuse error.
+    #[test]
+    fn returning_is_refused_unless_the_server_handles_it() {
+        let mut c = Connection::new(Config::default());
+        c.open("db").unwrap();
+        let sql = "INSERT INTO t VALUES (1) RETURNING rowid";
+        assert_eq!(c.exec_sql(sql, &[]), Err(Misuse::Returning.into()));
+        assert_eq!(c.query_sql(sql, &[]), Err(Misuse::Returning.into()));
+        assert_eq!(c.prepare(sql), Err(Misuse::Returning.into()));
+        assert!(c.exec_sql("SELECT 'returning'", &[]).is_ok());
+        let cfg = Config {
+            server_handles_returning: true,
+            ..Config::default()
+        };
+        let mut c = Connection::new(cfg);
+        c.open("db").unwrap();
+        assert!(c.query_sql(sql, &[]).is_ok());
+    }
+
     #[test]
     fn poisoned_connection_returns_its_error_before_checking_text() {
         let mut c = Connection::new(Config::default());

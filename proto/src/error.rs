@@ -231,6 +231,13 @@ pub enum Misuse {
     /// Empty SQL (the server answers a confusing failure with code 0).
     #[error("empty SQL statement")]
     EmptySql,
+    /// SQL with `RETURNING`: dqlite 1.11 servers crash on the request after a write that
+    /// returned rows. Refused unless `Config::server_handles_returning` is set.
+    #[error(
+        "SQL with RETURNING is refused: it crashes dqlite 1.11 servers; use the result's \
+         last_insert_id, or enable it for servers known to handle it"
+    )]
+    Returning,
     /// More parameters than the server is known to accept.
     #[error("{count} parameters exceed the limit of {limit} for this server")]
     TooManyParams {

@@ -134,6 +134,15 @@ async fn quickstart<R: Runtime>(rt: R, leader: &str) {
         matches!(&e, Error::Misuse(m) if m.contains("use execute")),
         "{e:?}"
     );
+    // RETURNING crashes dqlite 1.11 servers: refused before anything is sent.
+    let e = conn
+        .execute("INSERT INTO test (name) VALUES ('r') RETURNING id", ())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Misuse(m) if m.contains("RETURNING")),
+        "{e:?}"
+    );
     // Conversion errors name the column.
     let row = conn
         .fetch_one("SELECT name FROM test WHERE id = 1", ())

@@ -30,6 +30,7 @@ pub struct Config {
     pub(crate) busy_backoff: Duration,
     pub(crate) discovery: DiscoveryConfig,
     pub(crate) params32: bool,
+    pub(crate) returning: bool,
 }
 
 impl Default for Config {
@@ -46,6 +47,7 @@ impl Default for Config {
             busy_backoff: Duration::from_millis(5),
             discovery: DiscoveryConfig::default(),
             params32: false,
+            returning: false,
         }
     }
 }
@@ -133,10 +135,18 @@ impl Config {
         self
     }
 
+    /// Declares that every server survives SQL with `RETURNING` (refused by default: dqlite
+    /// 1.11 crashes on the request after one).
+    pub fn server_handles_returning(mut self, yes: bool) -> Self {
+        self.returning = yes;
+        self
+    }
+
     pub(crate) fn core(&self) -> dqlite_proto::Config {
         dqlite_proto::Config {
             limits: self.limits,
             server_accepts_params32: self.params32,
+            server_handles_returning: self.returning,
         }
     }
 }
