@@ -344,7 +344,8 @@ impl Discovery {
                             nodes,
                         })));
                     }
-                    self.phase = Phase::Backoff(now + self.backoff());
+                    let pause = self.backoff();
+                    self.phase = Phase::Backoff(now.checked_add(pause).unwrap_or(now));
                 }
             }
         }

@@ -1,0 +1,9 @@
+//! cargo-fuzz target `rows_stream`: see `checks::rows_stream` for what it asserts.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../proto/tests/fuzz_checks/mod.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::rows_stream(data));
