@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_lock::{Semaphore, SemaphoreGuardArc};
-use dqlite_proto::leader::Node;
+use dqlite_proto::leader::{DiscoveryConfig, Node};
 use dqlite_proto::{ExecResult, Value};
 
 use crate::config::Config;
@@ -89,6 +89,8 @@ pub struct PoolStatus {
 struct Inner<R: Runtime> {
     rt: R,
     config: Arc<Config>,
+    /// The same settings with a single discovery round: for asking the cached leader alone.
+    one_round: Arc<Config>,
     options: PoolOptions,
     idle: Mutex<Vec<Connection<R>>>,
     permits: Arc<Semaphore>,
@@ -148,6 +150,10 @@ impl<R: Runtime> Pool<R> {
         let pool = Pool {
             inner: Arc::new(Inner {
                 rt,
+                one_round: Arc::new(config.clone().discovery(DiscoveryConfig {
+                    max_rounds: 1,
+                    ..config.discovery
+                })),
                 config: Arc::new(config),
                 options: PoolOptions {
                     max_size: max,
@@ -278,10 +284,10 @@ impl<R: Runtime> Pool<R> {
         self.inner.leader.lock().ok().and_then(|l| l.clone())
     }
 
-    /// A connection to `address` if that node still leads.
+    /// A connection to `address` if that node still leads (one round, no backoff).
     async fn connect_if_leader(&self, address: &str) -> Option<Connection<R>> {
         let nodes = vec![Node::new(address)];
-        connect_leader(&self.inner.rt, nodes, None, self.inner.config.clone())
+        connect_leader(&self.inner.rt, nodes, None, self.inner.one_round.clone())
             .await
             .ok()
     }
