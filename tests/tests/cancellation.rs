@@ -131,6 +131,13 @@ async fn connection_ops<R: Runtime>(conn: &mut Connection<R>, real: bool) {
         total += at_every_poll!("cluster", c, async { c.cluster().await.unwrap() });
     }
     total += at_every_poll!("leader", c, async { c.leader().await.unwrap() });
+    total += at_every_poll!("execute_pipelined", c, async {
+        let results = c
+            .execute_pipelined("INSERT INTO t VALUES (?)", (0..50i64).map(|i| (i,)))
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok));
+    });
     // Socket timing decides how often each operation waits, but together they must have
     // been cut off many times for the test to mean anything.
     let floor = if real { 3 } else { 20 };

@@ -390,6 +390,24 @@ async fn transactions<R: Runtime>(rt: R, leader: &str) {
     for v in 10..20i64 {
         conn.execute_prepared(&stmt, (v,)).await.unwrap();
     }
+    // A pipelined batch: 500 inserts written back to back, one of them violating the
+    // UNIQUE constraint; each gets its own outcome.
+    let values: Vec<i64> = (100..600).chain([3]).collect();
+    let results = conn
+        .execute_pipelined(
+            "INSERT INTO acct (v) VALUES (?)",
+            values.iter().map(|v| (*v,)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 501);
+    assert!(results[..500].iter().all(Result::is_ok));
+    assert!(results[500].as_ref().unwrap_err().is_constraint());
+    let n: i64 = conn
+        .fetch_val("SELECT count(*) FROM acct WHERE v >= 100", ())
+        .await
+        .unwrap();
+    assert_eq!(n, 500);
     // Parameter counts are checked against the statement before sending.
     let e = conn
         .execute_prepared(&stmt, (1i64, 2i64))
@@ -401,7 +419,7 @@ async fn transactions<R: Runtime>(rt: R, leader: &str) {
     );
     drop(stmt);
     let q = conn
-        .prepare("SELECT count(*) FROM acct WHERE v >= ?")
+        .prepare("SELECT count(*) FROM acct WHERE v >= ? AND v < 100")
         .await
         .unwrap();
     let rows = conn.fetch_prepared(&q, (10i64,)).await.unwrap();

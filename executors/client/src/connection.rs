@@ -52,6 +52,8 @@ pub struct Connection<R: Runtime> {
     broken: Option<Error>,
     /// A request whose caller went away before its answer arrived.
     pub(crate) inflight: Option<RequestId>,
+    /// Requests of a pipelined batch not yet answered to their caller.
+    batch: Vec<RequestId>,
     /// Transaction nesting depth (0: no transaction).
     pub(crate) tx_depth: u32,
     /// A dropped transaction guard left this savepoint depth (0 = the whole transaction) to
@@ -103,6 +105,7 @@ impl<R: Runtime> Connection<R> {
             pid: std::process::id(),
             broken: None,
             inflight: None,
+            batch: Vec::new(),
             tx_depth: 0,
             pending_rollback: None,
             finalize_queue: Arc::new(Mutex::new(Vec::new())),
@@ -168,6 +171,58 @@ impl<R: Runtime> Connection<R> {
     /// Runs a script of several statements separated by `;`, without parameters.
     pub async fn execute_batch(&mut self, script: &str) -> Result<()> {
         self.execute(script, ()).await.map(|_| ())
+    }
+
+    /// Runs the same statement once per parameter set, pipelined: every request is written
+    /// back to back and the answers are read afterwards (the server answers in order), so a
+    /// batch costs about one round trip instead of one per row.
+    ///
+    /// Each entry of the result is that execution's own outcome: an error in one does not
+    /// stop the others. If the connection fails part-way, executions already sent are
+    /// [`Error::Ambiguous`] and those never sent are clean failures. Wrap the batch in a
+    /// transaction to make it all-or-nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// let rows = (0..1000i64).map(|i| (i, format!("name {i}")));
+    /// let results = conn.execute_pipelined("INSERT INTO t (id, name) VALUES (?, ?)", rows).await?;
+    /// assert!(results.iter().all(Result::is_ok));
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_pipelined<P: IntoParams>(
+        &mut self,
+        sql: &str,
+        params: impl IntoIterator<Item = P>,
+    ) -> Result<Vec<Result<ExecResult>>> {
+        self.ready().await?;
+        let mut outcomes: Vec<Result<RequestId>> = Vec::new();
+        for p in params {
+            let values = p.into_params();
+            outcomes.push(self.queue(|c| c.exec_sql(sql, &values)));
+        }
+        self.batch = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().copied())
+            .collect();
+        self.batch.reverse();
+        let mut results = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            let id = match outcome {
+                Ok(id) => id,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            self.batch.pop();
+            let result = match self.wait(id, self.config.request_timeout).await {
+                Ok(Reply::Executed(r)) => Ok(r),
+                Ok(other) => Err(unexpected(other)),
+                Err(e) => Err(self.classify(e, id, Effect::Write)),
+            };
+            results.push(result);
+        }
+        Ok(results)
     }
 
     /// Runs a query and returns its rows, addressable by column name or index.
@@ -376,6 +431,9 @@ impl<R: Runtime> Connection<R> {
         if let Some(old) = self.inflight.take() {
             self.wire.core.abandon(old);
         }
+        for old in std::mem::take(&mut self.batch) {
+            self.wire.core.abandon(old);
+        }
         let dropped: Vec<_> = match self.finalize_queue.lock() {
             Ok(mut q) => q.drain(..).collect(),
             Err(_) => Vec::new(),
@@ -438,6 +496,9 @@ impl<R: Runtime> Connection<R> {
 
     /// Waits for the next event of `id` within `limit`, classifying failures.
     pub(crate) async fn wait(&mut self, id: RequestId, limit: Duration) -> Result<Reply> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
         self.inflight = Some(id);
         let result = match timeout(&self.rt, limit, self.wire.next_event(id)).await {
             None => {
