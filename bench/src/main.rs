@@ -1,0 +1,403 @@
+//! `dqlite-bench`: the client's speed and memory, measured on a real cluster.
+//!
+//! ```text
+//! cargo run --release -p dqlite-bench -- [--runtime tokio|smol] [--cluster A,B,C]
+//!                                       [--workloads a,b,c,d,e,f] [--floor]
+//! ```
+//!
+//! Without `--cluster` it starts its own local 3-node cluster (dqlite-demo) and stops it at
+//! the end. It prints one JSON line of figures:
+//! * a: 2000 sequential `SELECT 1` on one connection, p50 / p99 latency;
+//! * b: 10 000 single-row INSERTs in one transaction, one at a time and pipelined;
+//! * c: fetching 100 000 rows x 4 columns, wall time and this process's CPU time;
+//! * d: 2000 `SELECT 1` from 8 tasks over a pool of 8, queries per second;
+//! * e: time to the first result when the first of three addresses is a follower;
+//! * f: streaming 1 000 000 rows, this process's peak resident memory.
+//!
+//! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
+//! socket instead, to show what the async client adds.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use dqlite_client::{Config, Connection, Pool, PoolOptions, Runtime, Value};
+use dqlite_tests::blocking::BlockingConn;
+use dqlite_tests::harness::Cluster;
+
+struct Args {
+    runtime: String,
+    cluster: Option<Vec<String>>,
+    workloads: String,
+    floor: bool,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        runtime: "tokio".into(),
+        cluster: None,
+        workloads: "abcdef".into(),
+        floor: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runtime" => args.runtime = it.next().unwrap_or_default(),
+            "--cluster" => {
+                args.cluster = it.next().map(|s| s.split(',').map(str::to_owned).collect())
+            }
+            "--workloads" => args.workloads = it.next().unwrap_or_default().replace(',', ""),
+            "--floor" => args.floor = true,
+            other => {
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor]");
+                std::process::exit(2);
+            }
+        }
+    }
+    args
+}
+
+/// Figures collected, printed as one JSON object.
+#[derive(Default)]
+struct Report(Vec<(String, String)>);
+
+impl Report {
+    fn num(&mut self, key: &str, v: f64) {
+        self.0.push((key.to_owned(), format!("{v:.3}")));
+    }
+    fn text(&mut self, key: &str, v: &str) {
+        self.0.push((key.to_owned(), format!("\"{v}\"")));
+    }
+    fn json(&self) -> String {
+        let mut s = String::from("{");
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            let _ = write!(s, "{}\"{k}\":{v}", if i == 0 { "" } else { "," });
+        }
+        s.push('}');
+        s
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+/// User + system CPU time of this process (the cluster runs in child processes).
+fn cpu_time() -> Duration {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a rusage into the pointer it is given.
+    #[allow(unsafe_code)]
+    let r = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
+        u.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(r.ru_utime) + tv(r.ru_stime)
+}
+
+/// Peak resident memory of this process since the last reset, in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak-RSS counter (Linux: writing 5 to clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+const BIG_ROWS: i64 = 100_000;
+const STREAM_ROWS: i64 = 1_000_000;
+
+fn config() -> Config {
+    Config::new()
+        .database("bench")
+        .request_timeout(Duration::from_secs(120))
+        .frame_timeout(Duration::from_secs(60))
+}
+
+async fn setup<R: Runtime>(rt: R, leader: &str) {
+    let mut c = Connection::connect(rt, leader, config())
+        .await
+        .expect("connect");
+    c.execute_batch(
+        "DROP TABLE IF EXISTS big; CREATE TABLE big (id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB)",
+    )
+    .await
+    .expect("create big");
+    c.execute(
+        "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < ?) \
+         INSERT INTO big SELECT x, printf('text value %010d', x), x * 0.5, randomblob(16) FROM s",
+        (STREAM_ROWS,),
+    )
+    .await
+    .expect("fill big");
+}
+
+async fn run_client<R: Runtime>(
+    rt: R,
+    nodes: &[String],
+    leader: &str,
+    follower: &str,
+    w: &str,
+    report: &mut Report,
+) {
+    setup(rt.clone(), leader).await;
+    let mut conn = Connection::connect(rt.clone(), leader, config())
+        .await
+        .expect("connect");
+    if w.contains('a') {
+        let mut lat = Vec::with_capacity(2000);
+        for _ in 0..2000 {
+            let t = Instant::now();
+            let _: i64 = conn.fetch_val("SELECT 1", ()).await.expect("select 1");
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        report.num("a_p50_us", percentile(&lat, 0.5).as_secs_f64() * 1e6);
+        report.num("a_p99_us", percentile(&lat, 0.99).as_secs_f64() * 1e6);
+    }
+    if w.contains('b') {
+        conn.execute_batch("DROP TABLE IF EXISTS ins; CREATE TABLE ins (id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB)")
+            .await
+            .expect("create ins");
+        let row = |i: i64| {
+            (
+                i,
+                format!("name number {i:08}"),
+                i as f64 * 0.25,
+                vec![7u8; 16],
+            )
+        };
+        let t = Instant::now();
+        let mut tx = conn.begin().await.expect("begin");
+        for i in 0..10_000 {
+            tx.execute("INSERT INTO ins VALUES (?, ?, ?, ?)", row(i))
+                .await
+                .expect("insert");
+        }
+        tx.commit().await.expect("commit");
+        report.num("b_serial_ms", ms(t.elapsed()));
+        let t = Instant::now();
+        let mut tx = conn.begin().await.expect("begin");
+        let results = tx
+            .execute_pipelined(
+                "INSERT INTO ins VALUES (?, ?, ?, ?)",
+                (10_000..20_000).map(row),
+            )
+            .await
+            .expect("pipelined");
+        assert!(results.iter().all(Result::is_ok), "pipelined insert failed");
+        tx.commit().await.expect("commit");
+        report.num("b_pipelined_ms", ms(t.elapsed()));
+    }
+    if w.contains('c') {
+        let (t, cpu) = (Instant::now(), cpu_time());
+        let rows = conn
+            .fetch_all("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
+            .await
+            .expect("fetch");
+        assert_eq!(rows.len() as i64, BIG_ROWS);
+        report.num("c_wall_ms", ms(t.elapsed()));
+        report.num("c_cpu_ms", ms(cpu_time() - cpu));
+    }
+    if w.contains('d') {
+        let pool = Pool::new(
+            rt.clone(),
+            &[leader],
+            config(),
+            PoolOptions::new().min_size(8).max_size(8),
+        )
+        .await
+        .expect("pool");
+        let t = Instant::now();
+        let tasks = (0..8).map(|_| {
+            let pool = pool.clone();
+            async move {
+                for _ in 0..250 {
+                    let _: i64 = pool.fetch_val("SELECT 1", ()).await.expect("select 1");
+                }
+            }
+        });
+        futures_util::future::join_all(tasks).await;
+        report.num("d_qps", 2000.0 / t.elapsed().as_secs_f64());
+    }
+    if w.contains('e') {
+        let mut ordered: Vec<&str> = vec![follower];
+        ordered.extend(nodes.iter().map(String::as_str).filter(|a| *a != follower));
+        let t = Instant::now();
+        let mut c = dqlite_client::connect_cluster(rt.clone(), &ordered, config())
+            .await
+            .expect("connect_cluster");
+        let _: i64 = c.fetch_val("SELECT 1", ()).await.expect("select 1");
+        report.num("e_first_result_ms", ms(t.elapsed()));
+    }
+    if w.contains('f') {
+        reset_peak_rss();
+        let mut stream = conn
+            .stream("SELECT id, a, b, c FROM big", ())
+            .await
+            .expect("stream");
+        let mut n = 0i64;
+        while let Some(batch) = stream.next_batch().await.expect("batch") {
+            n += batch.len() as i64;
+        }
+        assert_eq!(n, STREAM_ROWS);
+        report.num("f_peak_rss_mib", peak_rss_mib());
+    }
+}
+
+/// The floor: the bare core over a blocking socket.
+fn run_floor(leader: &str, w: &str, report: &mut Report) {
+    let mut c = BlockingConn::connect_with(
+        leader,
+        dqlite_proto::Config::default(),
+        Duration::from_secs(120),
+    )
+    .expect("connect");
+    c.call(|p| p.open("bench")).expect("open");
+    if w.contains('a') {
+        let mut lat = Vec::with_capacity(2000);
+        for _ in 0..2000 {
+            let t = Instant::now();
+            c.call(|p| p.query_sql("SELECT 1", &[])).expect("select 1");
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        report.num("a_p50_us", percentile(&lat, 0.5).as_secs_f64() * 1e6);
+        report.num("a_p99_us", percentile(&lat, 0.99).as_secs_f64() * 1e6);
+    }
+    if w.contains('b') {
+        c.call(|p| p.exec_sql("DROP TABLE IF EXISTS ins", &[]))
+            .expect("drop");
+        c.call(|p| {
+            p.exec_sql(
+                "CREATE TABLE ins (id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB)",
+                &[],
+            )
+        })
+        .expect("create");
+        let t = Instant::now();
+        c.call(|p| p.exec_sql("BEGIN", &[])).expect("begin");
+        for i in 0..10_000i64 {
+            let params = [
+                Value::Integer(i),
+                Value::from(format!("name number {i:08}")),
+                Value::Float(i as f64 * 0.25),
+                Value::from(vec![7u8; 16]),
+            ];
+            c.call(|p| p.exec_sql("INSERT INTO ins VALUES (?, ?, ?, ?)", &params))
+                .expect("insert");
+        }
+        c.call(|p| p.exec_sql("COMMIT", &[])).expect("commit");
+        report.num("b_serial_ms", ms(t.elapsed()));
+    }
+    if w.contains('c') {
+        let (t, cpu) = (Instant::now(), cpu_time());
+        let replies = c
+            .call(|p| {
+                p.query_sql(
+                    "SELECT id, a, b, c FROM big WHERE id <= ?",
+                    &[Value::Integer(BIG_ROWS)],
+                )
+            })
+            .expect("fetch");
+        let rows: usize = replies
+            .iter()
+            .map(|r| match r {
+                dqlite_proto::Reply::Rows(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(rows as i64, BIG_ROWS);
+        report.num("c_wall_ms", ms(t.elapsed()));
+        report.num("c_cpu_ms", ms(cpu_time() - cpu));
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let local = if args.cluster.is_none() {
+        let cluster = Cluster::start(3);
+        cluster.wait_ready(3);
+        Some(cluster)
+    } else {
+        None
+    };
+    let nodes: Vec<String> = match (&args.cluster, &local) {
+        (Some(n), _) => n.clone(),
+        (None, Some(c)) => c.db_addresses().iter().map(|a| a.to_string()).collect(),
+        (None, None) => unreachable!("a cluster was started"),
+    };
+    // Ask the nodes who leads, and pick a follower for workload e.
+    let leader = nodes
+        .iter()
+        .find_map(|a| {
+            BlockingConn::connect(a)
+                .ok()?
+                .leader()
+                .ok()
+                .filter(|l| !l.address.is_empty())
+        })
+        .map(|l| l.address.to_string())
+        .expect("no leader found");
+    let follower = nodes
+        .iter()
+        .find(|a| **a != leader)
+        .cloned()
+        .unwrap_or_else(|| leader.clone());
+
+    let mut report = Report::default();
+    report.text(
+        "client",
+        if args.floor {
+            "dqlite-rs-floor"
+        } else {
+            "dqlite-rs"
+        },
+    );
+    report.text(
+        "runtime",
+        if args.floor {
+            "blocking"
+        } else {
+            &args.runtime
+        },
+    );
+    let w = args.workloads.as_str();
+    if args.floor {
+        smol::block_on(setup(dqlite_smol::Smol, &leader));
+        run_floor(&leader, w, &mut report);
+    } else if args.runtime == "smol" {
+        smol::block_on(run_client(
+            dqlite_smol::Smol,
+            &nodes,
+            &leader,
+            &follower,
+            w,
+            &mut report,
+        ));
+    } else {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        rt.block_on(run_client(
+            dqlite_tokio::Tokio,
+            &nodes,
+            &leader,
+            &follower,
+            w,
+            &mut report,
+        ));
+    }
+    println!("{}", report.json());
+}
