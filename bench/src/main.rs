@@ -386,18 +386,24 @@ fn main() {
             &mut report,
         ));
     } else {
+        // As a tokio application would: the work runs in a task on the runtime's workers.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("tokio");
-        rt.block_on(run_client(
-            dqlite_tokio::Tokio,
-            &nodes,
-            &leader,
-            &follower,
-            w,
-            &mut report,
-        ));
+        let (n, l, f, wl) = (
+            nodes.clone(),
+            leader.clone(),
+            follower.clone(),
+            w.to_owned(),
+        );
+        let task = rt.spawn(async move {
+            let mut r = Report::default();
+            run_client(dqlite_tokio::Tokio, &n, &l, &f, &wl, &mut r).await;
+            r
+        });
+        let figures = rt.block_on(task).expect("benchmark task");
+        report.0.extend(figures.0);
     }
     println!("{}", report.json());
 }
