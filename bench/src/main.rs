@@ -124,10 +124,18 @@ fn config() -> Config {
         .frame_timeout(Duration::from_secs(60))
 }
 
+/// Creates the `big` table of [`STREAM_ROWS`] rows, unless an earlier run did.
 async fn setup<R: Runtime>(rt: R, leader: &str) {
     let mut c = Connection::connect(rt, leader, config())
         .await
         .expect("connect");
+    if c.fetch_val::<i64>("SELECT count(*) FROM big", ())
+        .await
+        .ok()
+        == Some(STREAM_ROWS)
+    {
+        return;
+    }
     c.execute_batch(
         "DROP TABLE IF EXISTS big; CREATE TABLE big (id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB)",
     )
@@ -323,6 +331,22 @@ fn run_floor(leader: &str, w: &str, report: &mut Report) {
     }
 }
 
+/// The leader's address, asked of the nodes for up to a minute (a cluster may be electing).
+fn find_leader(nodes: &[String]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let leader = nodes.iter().find_map(|a| {
+            let l = BlockingConn::connect(a).ok()?.leader().ok()?;
+            (!l.address.is_empty()).then(|| l.address.to_string())
+        });
+        if let Some(l) = leader {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no leader among {nodes:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn main() {
     let args = parse_args();
     let local = if args.cluster.is_none() {
@@ -338,17 +362,7 @@ fn main() {
         (None, None) => unreachable!("a cluster was started"),
     };
     // Ask the nodes who leads, and pick a follower for workload e.
-    let leader = nodes
-        .iter()
-        .find_map(|a| {
-            BlockingConn::connect(a)
-                .ok()?
-                .leader()
-                .ok()
-                .filter(|l| !l.address.is_empty())
-        })
-        .map(|l| l.address.to_string())
-        .expect("no leader found");
+    let leader = find_leader(&nodes);
     let follower = nodes
         .iter()
         .find(|a| **a != leader)

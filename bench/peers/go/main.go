@@ -1,0 +1,177 @@
+// Command gobench runs the dqlite-bench workloads with the reference Go client
+// (go-dqlite's database/sql driver) against an existing cluster and prints one JSON line.
+//
+// Usage: gobench -cluster A,B,C [-workloads abcde]
+// The tables are those dqlite-bench creates (run it first against the same cluster).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/canonical/go-dqlite/client"
+	"github.com/canonical/go-dqlite/driver"
+)
+
+const bigRows = 100000
+
+var registered = 0
+
+// open returns a database/sql handle whose driver knows the given nodes, in order.
+func open(nodes []string) *sql.DB {
+	store := client.NewInmemNodeStore()
+	infos := make([]client.NodeInfo, len(nodes))
+	for i, a := range nodes {
+		infos[i] = client.NodeInfo{Address: a}
+	}
+	if err := store.Set(context.Background(), infos); err != nil {
+		fail(err)
+	}
+	drv, err := driver.New(store)
+	if err != nil {
+		fail(err)
+	}
+	registered++
+	name := fmt.Sprintf("dqlite-%d", registered)
+	sql.Register(name, drv)
+	db, err := sql.Open(name, "bench")
+	if err != nil {
+		fail(err)
+	}
+	return db
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "gobench:", err)
+	os.Exit(1)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(float64(len(sorted)-1)*p + 0.5)
+	return sorted[i]
+}
+
+func main() {
+	cluster := flag.String("cluster", "", "node addresses, comma separated")
+	workloads := flag.String("workloads", "abcde", "workloads to run")
+	flag.Parse()
+	nodes := strings.Split(*cluster, ",")
+	w := strings.ReplaceAll(*workloads, ",", "")
+	out := []string{`"client":"go-dqlite"`, `"runtime":"go"`}
+	num := func(k string, v float64) { out = append(out, fmt.Sprintf(`"%s":%.3f`, k, v)) }
+
+	db := open(nodes)
+	db.SetMaxOpenConns(1)
+	if strings.Contains(w, "a") {
+		lat := make([]time.Duration, 0, 2000)
+		var x int64
+		for i := 0; i < 2000; i++ {
+			t := time.Now()
+			if err := db.QueryRow("SELECT 1").Scan(&x); err != nil {
+				fail(err)
+			}
+			lat = append(lat, time.Since(t))
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		num("a_p50_us", float64(percentile(lat, 0.5))/1e3)
+		num("a_p99_us", float64(percentile(lat, 0.99))/1e3)
+	}
+	if strings.Contains(w, "b") {
+		if _, err := db.Exec("DROP TABLE IF EXISTS ins_go"); err != nil {
+			fail(err)
+		}
+		if _, err := db.Exec("CREATE TABLE ins_go (id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB)"); err != nil {
+			fail(err)
+		}
+		blob := make([]byte, 16)
+		t := time.Now()
+		tx, err := db.Begin()
+		if err != nil {
+			fail(err)
+		}
+		for i := 0; i < 10000; i++ {
+			name := fmt.Sprintf("name number %08d", i)
+			if _, err := tx.Exec("INSERT INTO ins_go VALUES (?, ?, ?, ?)", int64(i), name, float64(i)*0.25, blob); err != nil {
+				fail(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			fail(err)
+		}
+		num("b_serial_ms", ms(time.Since(t)))
+	}
+	if strings.Contains(w, "c") {
+		t, cpu := time.Now(), cpuTime()
+		rows, err := db.Query("SELECT id, a, b, c FROM big WHERE id <= ?", bigRows)
+		if err != nil {
+			fail(err)
+		}
+		n := 0
+		var id int64
+		var a string
+		var b float64
+		var c []byte
+		for rows.Next() {
+			if err := rows.Scan(&id, &a, &b, &c); err != nil {
+				fail(err)
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			fail(err)
+		}
+		rows.Close()
+		if n != bigRows {
+			fail(fmt.Errorf("fetched %d rows", n))
+		}
+		num("c_wall_ms", ms(time.Since(t)))
+		num("c_cpu_ms", ms(cpuTime()-cpu))
+	}
+	if strings.Contains(w, "d") {
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+		t := time.Now()
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var x int64
+				for i := 0; i < 250; i++ {
+					if err := db.QueryRow("SELECT 1").Scan(&x); err != nil {
+						fail(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		num("d_qps", 2000/time.Since(t).Seconds())
+	}
+	if strings.Contains(w, "e") && len(nodes) > 1 {
+		// The caller passes the follower first.
+		t := time.Now()
+		db2 := open(nodes)
+		var x int64
+		if err := db2.QueryRow("SELECT 1").Scan(&x); err != nil {
+			fail(err)
+		}
+		num("e_first_result_ms", ms(time.Since(t)))
+	}
+	fmt.Println("{" + strings.Join(out, ",") + "}")
+}
