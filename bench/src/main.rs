@@ -25,6 +25,7 @@ use dqlite_tests::blocking::BlockingConn;
 use dqlite_tests::harness::Cluster;
 
 struct Args {
+    capture: Option<String>,
     runtime: String,
     cluster: Option<Vec<String>>,
     workloads: String,
@@ -33,6 +34,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut args = Args {
+        capture: None,
         runtime: "tokio".into(),
         cluster: None,
         workloads: "abcdef".into(),
@@ -47,8 +49,9 @@ fn parse_args() -> Args {
             }
             "--workloads" => args.workloads = it.next().unwrap_or_default().replace(',', ""),
             "--floor" => args.floor = true,
+            "--capture-rows" => args.capture = it.next(),
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--capture-rows FILE]");
                 std::process::exit(2);
             }
         }
@@ -331,6 +334,19 @@ fn run_floor(leader: &str, w: &str, report: &mut Report) {
     }
 }
 
+/// Writes the raw bytes of a real multi-batch ROWS response (4000 rows x 4 columns of `big`)
+/// to `path`, for the decoder micro-benchmark in `proto/benches/`.
+fn capture_rows(leader: &str, path: &str) {
+    let mut c = BlockingConn::connect(leader).expect("connect");
+    c.call(|p| p.open("bench")).expect("open");
+    c.record();
+    c.call(|p| p.query_sql("SELECT id, a, b, c FROM big WHERE id <= 4000", &[]))
+        .expect("query");
+    let bytes = c.take_recording();
+    std::fs::write(path, &bytes).expect("write capture");
+    eprintln!("captured {} bytes of ROWS frames into {path}", bytes.len());
+}
+
 /// The leader's address, asked of the nodes for up to a minute (a cluster may be electing).
 fn find_leader(nodes: &[String]) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -369,6 +385,11 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| leader.clone());
 
+    if let Some(path) = &args.capture {
+        smol::block_on(setup(dqlite_smol::Smol, &leader));
+        capture_rows(&leader, path);
+        return;
+    }
     let mut report = Report::default();
     report.text(
         "client",
