@@ -49,9 +49,9 @@ fn parse_args() -> Args {
             }
             "--workloads" => args.workloads = it.next().unwrap_or_default().replace(',', ""),
             "--floor" => args.floor = true,
-            "--capture-rows" => args.capture = it.next(),
+            "--capture" => args.capture = it.next(),
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--capture-rows FILE]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--capture DIR]");
                 std::process::exit(2);
             }
         }
@@ -334,17 +334,58 @@ fn run_floor(leader: &str, w: &str, report: &mut Report) {
     }
 }
 
-/// Writes the raw bytes of a real multi-batch ROWS response (4000 rows x 4 columns of `big`)
-/// to `path`, for the decoder micro-benchmark in `proto/benches/`.
-fn capture_rows(leader: &str, path: &str) {
+/// Writes real server replies as fixture files into `dir`: the raw bytes of a multi-batch
+/// ROWS response (4000 rows x 4 columns of `big`, for the decoder micro-benchmark in
+/// `proto/benches/`) and one reply of each other kind (for `proto/tests/captured.rs`).
+fn capture(leader: &str, follower: &str, dir: &str) {
+    let path = |name: &str| std::path::Path::new(dir).join(name);
     let mut c = BlockingConn::connect(leader).expect("connect");
-    c.call(|p| p.open("bench")).expect("open");
-    c.record();
-    c.call(|p| p.query_sql("SELECT id, a, b, c FROM big WHERE id <= 4000", &[]))
-        .expect("query");
-    let bytes = c.take_recording();
-    std::fs::write(path, &bytes).expect("write capture");
-    eprintln!("captured {} bytes of ROWS frames into {path}", bytes.len());
+    let save = |c: &mut BlockingConn,
+                name: &str,
+                f: &dyn Fn(
+        &mut dqlite_proto::Connection,
+    ) -> Result<dqlite_proto::RequestId, dqlite_proto::Error>| {
+        c.record();
+        let _ = c.call(f);
+        let bytes = c.take_recording();
+        std::fs::write(path(name), &bytes).expect("write capture");
+        eprintln!("captured {} bytes into {name}", bytes.len());
+    };
+    save(&mut c, "leader.bin", &|p| p.leader());
+    save(&mut c, "welcome.bin", &|p| p.client(0));
+    save(&mut c, "servers.bin", &|p| p.cluster(true));
+    save(&mut c, "db.bin", &|p| p.open("bench"));
+    save(&mut c, "rows_4000x4.bin", &|p| {
+        p.query_sql("SELECT id, a, b, c FROM big WHERE id <= 4000", &[])
+    });
+    c.call(|p| p.exec_sql("DROP TABLE IF EXISTS nulls", &[]))
+        .expect("drop");
+    c.call(|p| {
+        p.exec_sql(
+            "CREATE TABLE nulls (i INTEGER, flag BOOLEAN, d DATETIME)",
+            &[],
+        )
+    })
+    .expect("create");
+    save(&mut c, "result.bin", &|p| {
+        p.exec_sql(
+            "INSERT INTO nulls VALUES (NULL, NULL, NULL), (1, 1, 1700000000), (2, 0, '2024-01-02')",
+            &[],
+        )
+    });
+    save(&mut c, "rows_nulls.bin", &|p| {
+        p.query_sql("SELECT i, flag, d FROM nulls ORDER BY rowid", &[])
+    });
+    save(&mut c, "failure_syntax.bin", &|p| {
+        p.exec_sql("NOT SQL", &[])
+    });
+    save(&mut c, "stmt.bin", &|p| p.prepare("SELECT ?, ?"));
+    save(&mut c, "metadata.bin", &|p| p.describe());
+    let mut f = BlockingConn::connect(follower).expect("connect follower");
+    f.call(|p| p.open("bench")).expect("open on follower");
+    save(&mut f, "failure_not_leader.bin", &|p| {
+        p.query_sql("SELECT 1", &[])
+    });
 }
 
 /// The leader's address, asked of the nodes for up to a minute (a cluster may be electing).
@@ -387,7 +428,7 @@ fn main() {
 
     if let Some(path) = &args.capture {
         smol::block_on(setup(dqlite_smol::Smol, &leader));
-        capture_rows(&leader, path);
+        capture(&leader, &follower, path);
         return;
     }
     let mut report = Report::default();

@@ -1,6 +1,6 @@
 //! Decoder throughput on real ROWS frames: a 4000-row x 4-column result (INTEGER, 27-char
 //! TEXT, REAL, 16-byte BLOB) captured from a dqlite-demo node by
-//! `dqlite-bench --capture-rows proto/benches/rows_4000x4.bin`.
+//! `dqlite-bench --capture proto/tests/fixtures/captured`.
 //!
 //! `cargo bench -p dqlite-proto --bench decode` reports bytes per second.
 
@@ -8,7 +8,7 @@ use divan::counter::BytesCount;
 use divan::Bencher;
 use dqlite_proto::{Config, Connection, Deframer, Reply, Response};
 
-static CAPTURE: &[u8] = include_bytes!("rows_4000x4.bin");
+static CAPTURE: &[u8] = include_bytes!("../tests/fixtures/captured/rows_4000x4.bin");
 
 fn main() {
     divan::main();
