@@ -237,8 +237,8 @@ impl<R: Runtime> Connection<R> {
         sql: &str,
         params: impl IntoParams,
     ) -> Result<Vec<Vec<Value>>> {
-        let (columns, values) = self.query_all(sql, params.into_params()).await?;
-        Ok(split_rows(columns.len(), values))
+        let (_, rows) = self.query_all(sql, params.into_params()).await?;
+        Ok(rows)
     }
 
     /// The first row, or [`Error::NoRows`].
@@ -579,7 +579,7 @@ impl<R: Runtime> Connection<R> {
         &mut self,
         sql: &str,
         params: Vec<Value>,
-    ) -> Result<(Vec<Text>, Vec<Value>)> {
+    ) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
         let span = tracing::debug_span!("dqlite.query", address = %self.address);
         let _e = span.enter();
         check_returns_rows(sql)?;
@@ -596,9 +596,9 @@ impl<R: Runtime> Connection<R> {
     }
 
     /// Reads every batch of a query result.
-    async fn collect_rows(&mut self, id: RequestId) -> Result<(Vec<Text>, Vec<Value>)> {
+    async fn collect_rows(&mut self, id: RequestId) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
         let mut columns = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
+        let mut rows: Vec<Vec<Value>> = Vec::new();
         // The first batch may wait for the query to run; later ones only for streaming.
         let mut limit = self.config.request_timeout;
         loop {
@@ -613,13 +613,10 @@ impl<R: Runtime> Connection<R> {
             if columns.is_empty() {
                 columns = cols;
             }
-            if values.is_empty() {
-                values = vals;
-            } else {
-                values.extend(vals);
-            }
+            // Rows are cut from each batch as it comes: no copy of the whole result.
+            split_rows_into(&mut rows, columns.len(), vals);
             if last {
-                return Ok((columns, values));
+                return Ok((columns, rows));
             }
         }
     }
@@ -690,23 +687,21 @@ pub(crate) fn unexpected(reply: Reply) -> Error {
     Error::Misuse(format!("unexpected reply {reply:?}"))
 }
 
-/// Splits values stored row after row into rows of `ncols`.
-fn split_rows(ncols: usize, values: Vec<Value>) -> Vec<Vec<Value>> {
+/// Appends the rows of `ncols` values stored row after row in `values`.
+fn split_rows_into(rows: &mut Vec<Vec<Value>>, ncols: usize, values: Vec<Value>) {
     if ncols == 0 {
-        return Vec::new();
+        return;
     }
-    let mut rows = Vec::with_capacity(values.len() / ncols);
+    rows.reserve(values.len() / ncols);
     let mut it = values.into_iter();
     while it.len() >= ncols {
         rows.push(it.by_ref().take(ncols).collect());
     }
-    rows
 }
 
-fn into_rows(columns: Vec<Text>, values: Vec<Value>) -> Vec<Row> {
+fn into_rows(columns: Vec<Text>, rows: Vec<Vec<Value>>) -> Vec<Row> {
     let columns: Arc<[Text]> = columns.into();
-    split_rows(columns.len(), values)
-        .into_iter()
+    rows.into_iter()
         .map(|v| Row::new(columns.clone(), v))
         .collect()
 }
