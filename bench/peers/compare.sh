@@ -8,7 +8,6 @@ cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
 
 need=()
-command -v dqlite-demo >/dev/null 2>&1 || need+=(go-dqlite)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/canonical/go-dqlite ] || need+=(golang-github-canonical-go-dqlite-dev)
 if [ "${#need[@]}" -gt 0 ]; then
@@ -23,26 +22,9 @@ mkdir -p "$out"
   go build -o "../../../$out/gobench" .)
 cargo build -q --release -p dqlite-bench
 
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-for i in 1 2 3; do
-  join=()
-  [ "$i" -gt 1 ] && join=(--join 127.0.0.1:9201)
-  mkdir -p "$dir/n$i"
-  dqlite-demo --api "127.0.0.1:810$i" --db "127.0.0.1:920$i" -D "$dir/n$i" "${join[@]}" \
-    >"$dir/n$i.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/920$i") 2>/dev/null && break
-    sleep 0.1
-  done
-done
+# shellcheck source=scripts/local-cluster.sh
+. scripts/local-cluster.sh
+start_local_cluster 810 920
 nodes=127.0.0.1:9201,127.0.0.1:9202,127.0.0.1:9203
 # Followers first, for workload e (node 1 bootstrapped the cluster and leads).
 followers_first=127.0.0.1:9202,127.0.0.1:9203,127.0.0.1:9201

@@ -211,6 +211,17 @@ fn cancellation_against_fake_node() {
     });
 }
 
+/// The tables `connection_ops` uses on a real server: `t`, and `big` with 1000 rows.
+async fn create_tables<R: Runtime>(conn: &mut Connection<R>) {
+    conn.execute_batch(
+        "CREATE TABLE t (x INTEGER); CREATE TABLE big (x INTEGER); \
+         WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < 999) \
+         INSERT INTO big SELECT x FROM c",
+    )
+    .await
+    .unwrap();
+}
+
 #[test]
 fn cancellation_against_real_cluster() {
     let cluster = Cluster::start(3);
@@ -219,19 +230,7 @@ fn cancellation_against_real_cluster() {
     smol::block_on(async {
         let config = || Config::new().database("cancel");
         let mut conn = Connection::connect(Smol, &address, config()).await.unwrap();
-        conn.execute("CREATE TABLE t (x INTEGER)", ())
-            .await
-            .unwrap();
-        conn.execute("CREATE TABLE big (x INTEGER)", ())
-            .await
-            .unwrap();
-        conn.execute(
-            "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < 999) \
-             INSERT INTO big SELECT x FROM c",
-            (),
-        )
-        .await
-        .unwrap();
+        create_tables(&mut conn).await;
         connection_ops(&mut conn, true).await;
         let options = PoolOptions {
             min_size: 1,
@@ -257,19 +256,7 @@ fn cancellation_against_real_node_in_one_byte_slices() {
         let mut conn = Connection::connect(Smol, &address, Config::new().database("sliced"))
             .await
             .unwrap();
-        conn.execute("CREATE TABLE t (x INTEGER)", ())
-            .await
-            .unwrap();
-        conn.execute("CREATE TABLE big (x INTEGER)", ())
-            .await
-            .unwrap();
-        conn.execute(
-            "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < 999) \
-             INSERT INTO big SELECT x FROM c",
-            (),
-        )
-        .await
-        .unwrap();
+        create_tables(&mut conn).await;
         proxy.slice_writes(true);
         connection_ops(&mut conn, true).await;
     });
