@@ -366,6 +366,30 @@ async fn transactions<R: Runtime>(rt: R, leader: &str) {
         .unwrap();
     assert_eq!(vs, vec![vec![Value::Integer(3)], vec![Value::Integer(5)]]);
 
+    // A transaction as a closure: committed on Ok, rolled back on Err.
+    let n = conn
+        .transaction(async |tx| {
+            tx.execute("INSERT INTO acct (v) VALUES (7)", ()).await?;
+            tx.fetch_val::<i64>("SELECT count(*) FROM acct", ()).await
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let failed: Result<(), Error> = conn
+        .transaction(async |tx| {
+            tx.execute("INSERT INTO acct (v) VALUES (8)", ()).await?;
+            Err(Error::NoRows)
+        })
+        .await;
+    assert!(matches!(failed, Err(Error::NoRows)));
+    let vs = conn
+        .fetch_all("SELECT v FROM acct WHERE v IN (7, 8)", ())
+        .await
+        .unwrap();
+    assert_eq!(vs, vec![vec![Value::Integer(7)]]);
+    conn.execute("DELETE FROM acct WHERE v = 7", ())
+        .await
+        .unwrap();
     // Constraint violations surface the SQLite code (SQLITE_CONSTRAINT_UNIQUE = 2067).
     let e = conn
         .execute("INSERT INTO acct (v) VALUES (3)", ())

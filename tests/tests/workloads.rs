@@ -53,7 +53,8 @@ fn inject_faults(cluster: &mut Cluster, length: Duration, faults: &Mutex<Vec<Fau
     };
     let mut step = 0;
     let mut t = Duration::from_secs(5);
-    while t + Duration::from_secs(4) < length {
+    // The last fault leaves time for recovery before the workload stops.
+    while t + Duration::from_secs(12) < length {
         sleep_until(t);
         let Some(leader) = cluster.leader() else {
             t += Duration::from_secs(2);
@@ -317,19 +318,21 @@ fn bank_workload_under_faults() {
                             continue;
                         }
                         let began = Instant::now();
-                        let result = async {
-                            let mut conn = pool.acquire().await?;
-                            let mut tx = conn.begin().await?;
-                            tx.execute(
-                                "UPDATE acct SET bal = bal - ? WHERE id = ?",
-                                (amount, from),
-                            )
-                            .await?;
-                            tx.execute("UPDATE acct SET bal = bal + ? WHERE id = ?", (amount, to))
+                        let result = pool
+                            .transaction(async |tx| {
+                                tx.execute(
+                                    "UPDATE acct SET bal = bal - ? WHERE id = ?",
+                                    (amount, from),
+                                )
                                 .await?;
-                            tx.commit().await
-                        }
-                        .await;
+                                tx.execute(
+                                    "UPDATE acct SET bal = bal + ? WHERE id = ?",
+                                    (amount, to),
+                                )
+                                .await?;
+                                Ok(())
+                            })
+                            .await;
                         match result {
                             Ok(()) => {
                                 done += 1;

@@ -344,6 +344,39 @@ impl<R: Runtime> Connection<R> {
         Ok(Transaction::new(self, 1))
     }
 
+    /// Runs `f` inside a transaction: committed when it returns `Ok`, rolled back when it
+    /// returns `Err` (whose error is then returned).
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// let id = conn
+    ///     .transaction(async |tx| {
+    ///         tx.execute("UPDATE acct SET bal = bal - 10 WHERE id = 1", ()).await?;
+    ///         tx.execute("UPDATE acct SET bal = bal + 10 WHERE id = 2", ()).await?;
+    ///         Ok(2)
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: for<'t> AsyncFnOnce(&'t mut Transaction<'_, R>) -> Result<T>,
+    {
+        let mut tx = self.begin().await?;
+        match f(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The caller's error matters more than a failed rollback, which is retried
+                // before the connection's next use anyway.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Who this node thinks leads (`None`: no leader known).
     pub async fn leader(&mut self) -> Result<Option<NodeInfo>> {
         match self.call(Effect::None, |p| p.leader()).await? {

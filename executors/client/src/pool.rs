@@ -377,6 +377,19 @@ impl<R: Runtime> Pool<R> {
     }
 }
 
+impl<R: Runtime> Pool<R> {
+    /// [`Connection::transaction`] on a pooled connection: `f` runs inside a transaction,
+    /// committed on `Ok` and rolled back on `Err`. Not retried: a transaction is never run
+    /// twice by the pool.
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: for<'t> AsyncFnOnce(&'t mut crate::Transaction<'_, R>) -> Result<T>,
+    {
+        let mut conn = self.acquire().await?;
+        conn.transaction(f).await
+    }
+}
+
 /// Errors after which trying again on a fresh leader connection cannot apply anything twice.
 fn retryable(e: &Error) -> bool {
     !e.is_ambiguous()
