@@ -287,6 +287,21 @@ async fn big_results<R: Runtime>(rt: R, leader: &str) {
     assert!(batches > 10, "expected many PART batches, got {batches}");
     drop(stream);
 
+    // The same rows one by one, as a futures Stream.
+    {
+        use futures_util::StreamExt;
+        let stream = conn
+            .stream("SELECT x FROM big ORDER BY x", ())
+            .await
+            .unwrap();
+        let mut rows = std::pin::pin!(stream.into_rows());
+        let mut count = 0i64;
+        while let Some(row) = rows.next().await {
+            count += 1;
+            assert_eq!(row.unwrap().get::<i64, _>("x").unwrap(), count);
+        }
+        assert_eq!(count, 100_000);
+    }
     // Abandoning a stream after one batch: the next query gets its own answer.
     let mut stream = conn
         .stream("SELECT x FROM big ORDER BY x", ())

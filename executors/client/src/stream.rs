@@ -83,6 +83,42 @@ impl<'c, R: Runtime> RowStream<'c, R> {
     }
 }
 
+impl<'c, R: Runtime> RowStream<'c, R> {
+    /// The rows one by one, as a [`futures_util::Stream`]; it ends after the last row or
+    /// the first error.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// use futures_util::StreamExt;
+    /// let mut rows = std::pin::pin!(conn.stream("SELECT id FROM t", ()).await?.into_rows());
+    /// while let Some(row) = rows.next().await {
+    ///     let id: i64 = row?.get("id")?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn into_rows(self) -> impl futures_util::Stream<Item = Result<Row>> + 'c {
+        let pending = std::collections::VecDeque::new();
+        futures_util::stream::unfold(
+            (self, pending, false),
+            |(mut s, mut pending, failed)| async move {
+                loop {
+                    if failed {
+                        return None;
+                    }
+                    if let Some(row) = pending.pop_front() {
+                        return Some((Ok(row), (s, pending, false)));
+                    }
+                    match s.next_rows().await {
+                        Ok(Some(rows)) => pending.extend(rows),
+                        Ok(None) => return None,
+                        Err(e) => return Some((Err(e), (s, pending, true))),
+                    }
+                }
+            },
+        )
+    }
+}
+
 impl<R: Runtime> Drop for RowStream<'_, R> {
     fn drop(&mut self) {
         if !self.done {
