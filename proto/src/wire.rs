@@ -97,6 +97,31 @@ pub(crate) fn find_nul(s: &str) -> Option<usize> {
     s.bytes().position(|b| b == 0)
 }
 
+/// Position of the first zero byte, a word at a time (texts are NUL-terminated and padded to
+/// whole words, so the terminator is usually found in the first few words).
+fn find_nul_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(w);
+        // Classic "has a zero byte" test: exact for the lowest zero byte.
+        let zeros = v.wrapping_sub(ONES) & !v & HIGHS;
+        if zeros != 0 {
+            return Some(offset + (zeros.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == 0)
+        .map(|p| offset + p)
+}
+
 /// A cursor over one message body. Every read is bounds-checked and returns
 /// [`Malformed`] instead of panicking; text and blobs are zero-copy slices.
 #[derive(Debug, Clone)]
@@ -169,10 +194,7 @@ impl Reader {
 
     pub(crate) fn text(&mut self, field: &'static str) -> Result<Text, Malformed> {
         let rest = self.body.get(self.pos..).unwrap_or_default();
-        let len = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(Malformed::UnterminatedText { field })?;
+        let len = find_nul_byte(rest).ok_or(Malformed::UnterminatedText { field })?;
         let bytes = self.bytes_padded(len + 1, field)?.slice(..len);
         Text::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8 { field })
     }
@@ -224,6 +246,26 @@ mod tests {
         let mut b = Vec::new();
         put_message(&mut b, 0, 0, |_| {});
         assert_eq!(b, [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn nul_search_finds_the_first_zero_byte() {
+        for len in 0..40 {
+            for garbage in [0x00u8, 0x01, 0x80, 0xff] {
+                let mut b = vec![b'a'; len];
+                b.push(0);
+                b.extend([garbage; 9]);
+                assert_eq!(find_nul_byte(&b), Some(len), "len {len} garbage {garbage}");
+            }
+            assert_eq!(find_nul_byte(&vec![0x80; len]), None);
+            assert_eq!(find_nul_byte(&vec![0x01; len]), None);
+        }
+        // Bytes just above zero in the lanes around a zero must not fool the search.
+        assert_eq!(find_nul_byte(&[1, 0, 1, 1, 1, 1, 1, 1]), Some(1));
+        assert_eq!(
+            find_nul_byte(&[0x80, 0x01, 0x00, 0xff, 0, 0, 0, 0]),
+            Some(2)
+        );
     }
 
     #[test]
