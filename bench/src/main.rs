@@ -213,7 +213,7 @@ async fn run_client<R: Runtime>(
     if w.contains('c') {
         let (t, cpu) = (Instant::now(), cpu_time());
         let rows = conn
-            .fetch_all("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
+            .fetch("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
             .await
             .expect("fetch");
         assert_eq!(rows.len() as i64, BIG_ROWS);

@@ -237,7 +237,11 @@ impl<R: Runtime> Connection<R> {
         sql: &str,
         params: impl IntoParams,
     ) -> Result<Vec<Vec<Value>>> {
-        let (_, rows) = self.query_all(sql, params.into_params()).await?;
+        let (columns, batches) = self.query_all(sql, params.into_params()).await?;
+        let mut rows = Vec::new();
+        for values in batches {
+            split_rows_into(&mut rows, columns.len(), values);
+        }
         Ok(rows)
     }
 
@@ -628,10 +632,10 @@ impl<R: Runtime> Connection<R> {
         }
     }
 
-    /// Reads every batch of a query result.
+    /// Reads every batch of a query result: the column names and each batch's values.
     async fn collect_rows(&mut self, id: RequestId) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
         let mut columns = Vec::new();
-        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut batches: Vec<Vec<Value>> = Vec::new();
         // The first batch may wait for the query to run; later ones only for streaming.
         let mut limit = self.config.request_timeout;
         loop {
@@ -646,10 +650,10 @@ impl<R: Runtime> Connection<R> {
             if columns.is_empty() {
                 columns = cols;
             }
-            // Rows are cut from each batch as it comes: no copy of the whole result.
-            split_rows_into(&mut rows, columns.len(), vals);
+            // Batches are kept as they came: no copy of the whole result.
+            batches.push(vals);
             if last {
-                return Ok((columns, rows));
+                return Ok((columns, batches));
             }
         }
     }
@@ -732,9 +736,10 @@ fn split_rows_into(rows: &mut Vec<Vec<Value>>, ncols: usize, values: Vec<Value>)
     }
 }
 
-fn into_rows(columns: Vec<Text>, rows: Vec<Vec<Value>>) -> Vec<Row> {
+fn into_rows(columns: Vec<Text>, batches: Vec<Vec<Value>>) -> Vec<Row> {
     let columns: Arc<[Text]> = columns.into();
-    rows.into_iter()
-        .map(|v| Row::new(columns.clone(), v))
+    batches
+        .into_iter()
+        .flat_map(|values| Row::from_batch(&columns, values))
         .collect()
 }

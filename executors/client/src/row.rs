@@ -33,16 +33,29 @@ impl ColumnIndex for &str {
     }
 }
 
-/// One result row. Column names are shared by all rows of a result.
+/// One result row. Column names are shared by all rows of a result, and values by all rows
+/// of a batch: a row is cheap to make and to clone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     columns: Arc<[Text]>,
-    values: Vec<Value>,
+    batch: Arc<Vec<Value>>,
+    start: usize,
 }
 
 impl Row {
-    pub(crate) fn new(columns: Arc<[Text]>, values: Vec<Value>) -> Row {
-        Row { columns, values }
+    /// The rows of one batch: `values` holds them one after another.
+    pub(crate) fn from_batch(
+        columns: &Arc<[Text]>,
+        values: Vec<Value>,
+    ) -> impl Iterator<Item = Row> + '_ {
+        let n = columns.len();
+        let count = values.len().checked_div(n).unwrap_or(0);
+        let batch = Arc::new(values);
+        (0..count).map(move |i| Row {
+            columns: columns.clone(),
+            batch: batch.clone(),
+            start: i * n,
+        })
     }
 
     /// Column names, in order.
@@ -52,19 +65,21 @@ impl Row {
 
     /// The values, in column order.
     pub fn values(&self) -> &[Value] {
-        &self.values
+        self.batch
+            .get(self.start..self.start + self.columns.len())
+            .unwrap_or_default()
     }
 
     /// The values, by value.
     pub fn into_values(self) -> Vec<Value> {
-        self.values
+        self.values().to_vec()
     }
 
     /// The raw value of a column, by index or name.
     pub fn value(&self, column: impl ColumnIndex) -> Result<&Value> {
         column
             .position(&self.columns)
-            .and_then(|i| self.values.get(i))
+            .and_then(|i| self.values().get(i))
             .ok_or_else(|| Error::NoSuchColumn(column.describe()))
     }
 
@@ -74,7 +89,7 @@ impl Row {
     pub fn get<T: FromValue, I: ColumnIndex>(&self, column: I) -> Result<T> {
         let value = column
             .position(&self.columns)
-            .and_then(|i| self.values.get(i))
+            .and_then(|i| self.values().get(i))
             .ok_or_else(|| Error::NoSuchColumn(column.describe()))?;
         T::from_value(value).map_err(|e| match e {
             Error::Conversion {
@@ -90,12 +105,12 @@ impl Row {
 
     /// Number of columns.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.columns.len()
     }
 
     /// True for a row without columns.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.columns.is_empty()
     }
 }
 
@@ -106,7 +121,9 @@ mod tests {
     #[test]
     fn by_name_and_index() {
         let cols: Arc<[Text]> = vec![Text::from("id"), Text::from("name")].into();
-        let row = Row::new(cols, vec![Value::Integer(1), Value::from("a")]);
+        let row = Row::from_batch(&cols, vec![Value::Integer(1), Value::from("a")])
+            .next()
+            .unwrap();
         assert_eq!(row.get::<i64, _>("id").unwrap(), 1);
         assert_eq!(row.get::<String, _>(1).unwrap(), "a");
         assert!(matches!(row.get::<i64, _>("nope"), Err(Error::NoSuchColumn(c)) if c == "nope"));

@@ -69,16 +69,8 @@ impl<'c, R: Runtime> RowStream<'c, R> {
             return Ok(None);
         };
         let (cols, values) = batch.into_parts();
-        let columns = self.columns.get_or_insert_with(|| cols.into()).clone();
-        let n = columns.len();
-        if n == 0 {
-            return Ok(Some(Vec::new()));
-        }
-        let mut rows = Vec::with_capacity(values.len() / n);
-        let mut it = values.into_iter();
-        while it.len() >= n {
-            rows.push(Row::new(columns.clone(), it.by_ref().take(n).collect()));
-        }
+        let columns = self.columns.get_or_insert_with(|| cols.into());
+        let rows = Row::from_batch(columns, values).collect();
         Ok(Some(rows))
     }
 }
