@@ -134,6 +134,7 @@ impl RowsBatch {
         };
         let mut values = Vec::with_capacity(rows_cap * ncols);
         let mut rows = 0usize;
+        let mut header: Vec<u64> = Vec::with_capacity(header_len / 8);
         let last = loop {
             match r.peek_u64() {
                 None => return Err(Malformed::MissingEndMarker.into()),
@@ -142,10 +143,14 @@ impl RowsBatch {
                 Some(_) if ncols == 0 => return Err(Malformed::MissingEndMarker.into()),
                 Some(_) => {}
             }
-            let header = r.bytes_padded(header_len, "row header")?;
+            // The type nibbles, 16 to a word, read into a buffer reused for every row.
+            header.clear();
+            for _ in 0..header_len / 8 {
+                header.push(r.u64("row header")?);
+            }
             for i in 0..ncols {
-                let byte = header.get(i / 2).copied().unwrap_or(0);
-                let code = if i % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+                let word = header.get(i / 16).copied().unwrap_or(0);
+                let code = ((word >> (4 * (i % 16))) & 0x0f) as u8;
                 let ty = ValueType::from_code(code).ok_or(Malformed::UnknownValueType(code))?;
                 values.push(Value::decode(ty, &mut r)?);
             }

@@ -19,6 +19,12 @@ impl Text {
         Ok(Text(bytes))
     }
 
+    /// Wraps bytes the caller has just checked to be UTF-8.
+    pub(crate) fn from_validated(bytes: Bytes) -> Text {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        Text(bytes)
+    }
+
     /// Text from a static string.
     pub const fn from_static(s: &'static str) -> Text {
         Text(Bytes::from_static(s.as_bytes()))

@@ -195,8 +195,16 @@ impl Reader {
     pub(crate) fn text(&mut self, field: &'static str) -> Result<Text, Malformed> {
         let rest = self.body.get(self.pos..).unwrap_or_default();
         let len = find_nul_byte(rest).ok_or(Malformed::UnterminatedText { field })?;
-        let bytes = self.bytes_padded(len + 1, field)?.slice(..len);
-        Text::from_utf8(bytes).map_err(|_| Malformed::InvalidUtf8 { field })
+        let padded = pad8(len + 1).ok_or(Malformed::Truncated { field })?;
+        if padded > self.remaining() {
+            return Err(Malformed::Truncated { field });
+        }
+        let start = self.pos;
+        // Validate in place, then take one slice of the frame (one reference count bump).
+        let raw = rest.get(..len).unwrap_or_default();
+        std::str::from_utf8(raw).map_err(|_| Malformed::InvalidUtf8 { field })?;
+        self.pos += padded;
+        Ok(Text::from_validated(self.body.slice(start..start + len)))
     }
 
     pub(crate) fn blob(&mut self, field: &'static str) -> Result<Bytes, Malformed> {
