@@ -20,6 +20,7 @@ use crate::statement::Statement;
 use crate::stream::RowStream;
 use crate::transaction::Transaction;
 use crate::wire::Wire;
+use tracing::Instrument;
 
 /// Longest pause between two BUSY retries.
 const BUSY_PAUSE_CAP: Duration = Duration::from_millis(250);
@@ -84,9 +85,12 @@ impl<R: Runtime> Connection<R> {
     pub async fn connect(rt: R, address: &str, config: Config) -> Result<Connection<R>> {
         let config = Arc::new(config);
         let span = tracing::debug_span!("dqlite.connect", address);
-        let _enter = span.enter();
-        let wire = dial(&rt, address, &config).await?;
-        Self::open(rt, wire, address.to_owned(), config).await
+        async move {
+            let wire = dial(&rt, address, &config).await?;
+            Self::open(rt, wire, address.to_owned(), config).await
+        }
+        .instrument(span)
+        .await
     }
 
     /// Opens the database on a wire that completed the handshake.
@@ -155,8 +159,6 @@ impl<R: Runtime> Connection<R> {
     /// per [`Config::busy_retries`].
     pub async fn execute(&mut self, sql: &str, params: impl IntoParams) -> Result<ExecResult> {
         let params = params.into_params();
-        let span = tracing::debug_span!("dqlite.execute", address = %self.address);
-        let _e = span.enter();
         let mut attempt = 0;
         loop {
             let result = match self.call(Effect::Write, |p| p.exec_sql(sql, &params)).await {
@@ -576,10 +578,15 @@ impl<R: Runtime> Connection<R> {
         effect: Effect,
         f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
     ) -> Result<Reply> {
-        self.ready().await?;
-        let id = self.queue(f)?;
-        let result = self.wait(id, self.config.request_timeout).await;
-        result.map_err(|e| self.classify(e, id, effect))
+        let span = tracing::debug_span!("dqlite.request", address = %self.address);
+        async move {
+            self.ready().await?;
+            let id = self.queue(f)?;
+            let result = self.wait(id, self.config.request_timeout).await;
+            result.map_err(|e| self.classify(e, id, effect))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn call_empty(
@@ -617,8 +624,6 @@ impl<R: Runtime> Connection<R> {
         sql: &str,
         params: Vec<Value>,
     ) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
-        let span = tracing::debug_span!("dqlite.query", address = %self.address);
-        let _e = span.enter();
         check_returns_rows(sql)?;
         let mut attempt = 0;
         loop {
@@ -634,6 +639,11 @@ impl<R: Runtime> Connection<R> {
 
     /// Reads every batch of a query result: the column names and each batch's values.
     async fn collect_rows(&mut self, id: RequestId) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
+        let span = tracing::debug_span!("dqlite.query", address = %self.address);
+        self.collect_batches(id).instrument(span).await
+    }
+
+    async fn collect_batches(&mut self, id: RequestId) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
         let mut columns = Vec::new();
         let mut batches: Vec<Vec<Value>> = Vec::new();
         // The first batch may wait for the query to run; later ones only for streaming.

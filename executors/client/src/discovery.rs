@@ -14,6 +14,7 @@ use crate::connection::{dial, Connection};
 use crate::error::{Error, Result};
 use crate::runtime::{timeout, BoxFuture, Runtime};
 use crate::wire::Wire;
+use tracing::Instrument;
 
 type ProbeResult<S> = (dqlite_proto::leader::ProbeId, Result<(Wire<S>, NodeInfo)>);
 
@@ -46,7 +47,6 @@ pub(crate) async fn connect_leader<R: Runtime>(
     config: Arc<Config>,
 ) -> Result<Connection<R>> {
     let span = tracing::debug_span!("dqlite.discover", nodes = nodes.len());
-    let _e = span.enter();
     let work = async {
         let mut discovery = Discovery::new(nodes, last_leader, config.discovery);
         let mut probes: FuturesUnordered<BoxFuture<'static, ProbeResult<R::Stream>>> =
@@ -99,7 +99,7 @@ pub(crate) async fn connect_leader<R: Runtime>(
             }
         }
     };
-    timeout(rt, config.connect_timeout, work)
+    timeout(rt, config.connect_timeout, work.instrument(span))
         .await
         .unwrap_or(Err(Error::Timeout("connecting to the leader")))
 }
