@@ -140,6 +140,7 @@ impl BlockingConn {
 
     fn read_some(&mut self) -> Result<(), CallError> {
         let n = self.sock.read(&mut self.buf)?;
+        rearm_quickack(&self.sock);
         if n == 0 {
             return Err(self.core.handle_eof().into());
         }
@@ -149,5 +150,27 @@ impl BlockingConn {
         }
         self.core.handle_input(data);
         Ok(())
+    }
+}
+
+/// Re-arms `TCP_QUICKACK` (Linux), which the kernel clears after a while: without it a
+/// delayed ACK and the server's Nagle can stall the tail of a large result by ~40 ms.
+fn rearm_quickack(sock: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid pointer; the fd is
+        // owned by `sock` for the duration of the call. Failure only costs latency.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
     }
 }

@@ -726,7 +726,7 @@ pub(crate) async fn dial<R: Runtime>(
     match timeout(rt, config.dial_timeout, rt.connect(address)).await {
         None => Err(Error::Timeout("dialing")),
         Some(Err(e)) => Err(e.into()),
-        Some(Ok(stream)) => Ok(Wire::new(stream, config.core())),
+        Some(Ok(stream)) => Ok(Wire::new(stream, config.core(), R::after_read)),
     }
 }
 

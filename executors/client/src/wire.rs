@@ -21,15 +21,18 @@ pub(crate) struct Wire<S> {
     rbuf: Box<[u8]>,
     /// Events of requests other than the one being waited for (pipelined requests).
     stash: VecDeque<Event>,
+    /// The runtime's hook after each read ([`Runtime::after_read`](crate::Runtime::after_read)).
+    after_read: fn(&S),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
-    pub(crate) fn new(stream: S, config: CoreConfig) -> Wire<S> {
+    pub(crate) fn new(stream: S, config: CoreConfig, after_read: fn(&S)) -> Wire<S> {
         Wire {
             stream,
             core: Core::new(config),
             rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
             stash: VecDeque::new(),
+            after_read,
         }
     }
 
@@ -119,6 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     return Poll::Ready(Err(Error::from(e)));
                 }
                 Poll::Ready(Ok(n)) => {
+                    (self.after_read)(&self.stream);
                     self.core
                         .handle_input(self.rbuf.get(..n).unwrap_or_default());
                     progressed = true;
