@@ -56,6 +56,16 @@ async fn within<T: std::fmt::Debug>(
     r.expect_err(what)
 }
 
+/// A fresh connection through the healed proxy reads all 5000 rows of `t`.
+async fn sees_every_row(addr: &str) {
+    let mut conn = Connection::connect(Smol, addr, config()).await.unwrap();
+    let n: i64 = conn
+        .fetch_val("SELECT count(*) FROM t WHERE x > 0", ())
+        .await
+        .unwrap();
+    assert_eq!(n, 5000);
+}
+
 #[test]
 fn black_hole_times_out_within_deadlines() {
     let (_cluster, proxy) = setup();
@@ -99,12 +109,7 @@ fn black_hole_times_out_within_deadlines() {
         // names its own address as leader, which is not the proxy's. The pool's recovery
         // from silence is tested with a paused leader in silence.rs.)
         proxy.black_hole(false);
-        let mut conn = Connection::connect(Smol, &addr, config()).await.unwrap();
-        let n: i64 = conn
-            .fetch_val("SELECT count(*) FROM t WHERE x > 0", ())
-            .await
-            .unwrap();
-        assert_eq!(n, 5000);
+        sees_every_row(&addr).await;
     });
 }
 
@@ -156,12 +161,7 @@ fn resets_and_truncation_are_typed_and_classified() {
         proxy.set_latency(Duration::ZERO);
 
         // Healed: a fresh connection sees every row, and the ambiguous write either way.
-        let mut conn = Connection::connect(Smol, &addr, config()).await.unwrap();
-        let n: i64 = conn
-            .fetch_val("SELECT count(*) FROM t WHERE x > 0", ())
-            .await
-            .unwrap();
-        assert_eq!(n, 5000);
+        sees_every_row(&addr).await;
     });
 }
 

@@ -201,16 +201,21 @@ fn under_faults<T>(workload: impl FnOnce(&[&str], &AtomicBool) -> T) -> Run<T> {
     }
 }
 
+/// The pool the workloads write through: up to 8 connections, 5 s to acquire.
+async fn workload_pool(seeds: &[&str]) -> Pool<Smol> {
+    let options = PoolOptions {
+        min_size: 2,
+        max_size: 8,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    Pool::new(Smol, seeds, config(), options).await.unwrap()
+}
+
 #[test]
 fn set_workload_under_faults() {
     let run = under_faults(|seeds, stop| {
         smol::block_on(async {
-            let options = PoolOptions {
-                min_size: 2,
-                max_size: 8,
-                acquire_timeout: Duration::from_secs(5),
-            };
-            let pool = Pool::new(Smol, seeds, config(), options).await.unwrap();
+            let pool = workload_pool(seeds).await;
             pool.execute("CREATE TABLE set_w (v INTEGER)", ())
                 .await
                 .unwrap();
@@ -289,12 +294,7 @@ const OPENING: i64 = 100;
 fn bank_workload_under_faults() {
     let run = under_faults(|seeds, stop| {
         smol::block_on(async {
-            let options = PoolOptions {
-                min_size: 2,
-                max_size: 8,
-                acquire_timeout: Duration::from_secs(5),
-            };
-            let pool = Pool::new(Smol, seeds, config(), options).await.unwrap();
+            let pool = workload_pool(seeds).await;
             pool.execute(
                 "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)",
                 (),
