@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs dqlite-bench (tokio, smol, and the bare-core floor) and the go-dqlite benchmark
 # (bench/peers/go) against one local 3-node cluster, alternating rounds so that ratios come
-# from one run on one machine. Prints one JSON line per client per round.
-# Usage: bash bench/peers/compare.sh [rounds]
+# from one run on one machine. Prints one JSON line per client per round, then the medians
+# and each target's ratio (bench/peers/summarize.py). The lines are kept in
+# target/peers/compare.jsonl.
+# Usage: bash bench/peers/compare.sh [rounds]   (default 7)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rounds="${1:-3}"
+rounds="${1:-7}"
 
 need=()
 command -v go >/dev/null 2>&1 || need+=(golang-go)
@@ -30,11 +32,16 @@ nodes=127.0.0.1:9201,127.0.0.1:9202,127.0.0.1:9203
 followers_first=127.0.0.1:9202,127.0.0.1:9203,127.0.0.1:9201
 bench=target/release/dqlite-bench
 
-# Creates the tables (1 000 000 rows) and measures streaming memory once.
-"$bench" --cluster "$nodes" --workloads f
-for r in $(seq 1 "$rounds"); do
-  "$bench" --cluster "$nodes" --runtime tokio --workloads abcde
-  "$out/gobench" -cluster "$followers_first" -workloads abcde
-  "$bench" --cluster "$nodes" --runtime smol --workloads abcde
-  "$bench" --cluster "$nodes" --floor --workloads abc
-done
+# Creates the tables (1 000 000 rows) and measures streaming memory once per runtime.
+{
+  "$bench" --cluster "$nodes" --runtime tokio --workloads f
+  "$bench" --cluster "$nodes" --runtime smol --workloads f
+  for r in $(seq 1 "$rounds"); do
+    "$bench" --cluster "$nodes" --runtime tokio --workloads abcde
+    "$out/gobench" -cluster "$followers_first" -workloads abcde
+    "$bench" --cluster "$nodes" --runtime smol --workloads abcde
+    "$bench" --cluster "$nodes" --floor --workloads abc
+  done
+} | tee "$out/compare.jsonl"
+echo
+python3 bench/peers/summarize.py <"$out/compare.jsonl"

@@ -3,19 +3,22 @@
 //! ```text
 //! cargo run --release -p dqlite-bench -- [--runtime tokio|smol] [--cluster A,B,C]
 //!                                       [--workloads a,b,c,d,e,f] [--floor]
+//!                                       [--busy-poll MICROS]
 //! ```
 //!
 //! Without `--cluster` it starts its own local 3-node cluster (dqlite-demo) and stops it at
 //! the end. It prints one JSON line of figures:
 //! * a: 2000 sequential `SELECT 1` on one connection, p50 / p99 latency;
 //! * b: 10 000 single-row INSERTs in one transaction, one at a time and pipelined;
-//! * c: fetching 100 000 rows x 4 columns, wall time and this process's CPU time;
+//! * c: fetching 100 000 rows x 4 columns, wall time and this process's CPU time: streamed
+//!   and every value read (as go-dqlite's `rows.Next`/`Scan`), and all rows kept by `fetch`;
 //! * d: 2000 `SELECT 1` from 8 tasks over a pool of 8, queries per second;
 //! * e: time to the first result when the first of three addresses is a follower;
 //! * f: streaming 1 000 000 rows, this process's peak resident memory.
 //!
 //! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
-//! socket instead, to show what the async client adds.
+//! socket instead, to show what the async client adds. `--busy-poll` sets the window of
+//! [`Config::busy_poll`] (0 turns it off), for the client and the floor alike.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -30,6 +33,7 @@ struct Args {
     cluster: Option<Vec<String>>,
     workloads: String,
     floor: bool,
+    busy_poll: Option<Duration>,
 }
 
 fn parse_args() -> Args {
@@ -39,6 +43,7 @@ fn parse_args() -> Args {
         cluster: None,
         workloads: "abcdef".into(),
         floor: false,
+        busy_poll: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -50,8 +55,14 @@ fn parse_args() -> Args {
             "--workloads" => args.workloads = it.next().unwrap_or_default().replace(',', ""),
             "--floor" => args.floor = true,
             "--capture" => args.capture = it.next(),
+            "--busy-poll" => {
+                args.busy_poll = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .map(Duration::from_micros)
+            }
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--capture DIR]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--capture DIR]");
                 std::process::exit(2);
             }
         }
@@ -159,9 +170,14 @@ async fn run_client<R: Runtime>(
     leader: &str,
     follower: &str,
     w: &str,
+    busy_poll: Option<Duration>,
     report: &mut Report,
 ) {
     setup(rt.clone(), leader).await;
+    let config = || match busy_poll {
+        Some(window) => config().busy_poll(window),
+        None => config(),
+    };
     let mut conn = Connection::connect(rt.clone(), leader, config())
         .await
         .expect("connect");
@@ -211,14 +227,33 @@ async fn run_client<R: Runtime>(
         report.num("b_pipelined_ms", ms(t.elapsed()));
     }
     if w.contains('c') {
+        // As go-dqlite's rows.Next/Scan: stream the result and read every value.
+        let (t, cpu) = (Instant::now(), cpu_time());
+        let mut stream = conn
+            .stream("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
+            .await
+            .expect("stream");
+        let (mut n, mut check) = (0i64, 0usize);
+        while let Some(batch) = stream.next_batch().await.expect("batch") {
+            for row in batch.rows() {
+                check += scan(row);
+                n += 1;
+            }
+        }
+        drop(stream);
+        assert_eq!((n, check), (BIG_ROWS, BIG_ROWS as usize * 41));
+        report.num("c_wall_ms", ms(t.elapsed()));
+        report.num("c_cpu_ms", ms(cpu_time() - cpu));
+        // Every row in memory at once, by `fetch`.
         let (t, cpu) = (Instant::now(), cpu_time());
         let rows = conn
             .fetch("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
             .await
             .expect("fetch");
-        assert_eq!(rows.len() as i64, BIG_ROWS);
-        report.num("c_wall_ms", ms(t.elapsed()));
-        report.num("c_cpu_ms", ms(cpu_time() - cpu));
+        let check: usize = rows.iter().map(|r| scan(r.values())).sum();
+        assert_eq!(check, BIG_ROWS as usize * 41);
+        report.num("c_fetch_wall_ms", ms(t.elapsed()));
+        report.num("c_fetch_cpu_ms", ms(cpu_time() - cpu));
     }
     if w.contains('d') {
         let pool = Pool::new(
@@ -266,14 +301,28 @@ async fn run_client<R: Runtime>(
     }
 }
 
-/// The floor: the bare core over a blocking socket.
-fn run_floor(leader: &str, w: &str, report: &mut Report) {
+/// Reads the four values of a `big` row as typed values (as a Scan would) and returns the
+/// text and blob lengths plus 4 (21 + 16 + 4 for a row of `big`), so the work cannot be
+/// optimised away.
+fn scan(row: &[Value]) -> usize {
+    match row {
+        [Value::Integer(id), Value::Text(a), Value::Float(b), Value::Blob(c)] => {
+            std::hint::black_box((*id, *b));
+            a.as_str().len() + c.len() + 4
+        }
+        other => panic!("unexpected row {other:?}"),
+    }
+}
+
+/// The floor: the bare core over a blocking socket, busy-polling like the client.
+fn run_floor(leader: &str, w: &str, busy_poll: Option<Duration>, report: &mut Report) {
     let mut c = BlockingConn::connect_with(
         leader,
         dqlite_proto::Config::default(),
         Duration::from_secs(120),
     )
     .expect("connect");
+    c.set_busy_poll(busy_poll.unwrap_or(Config::DEFAULT_BUSY_POLL));
     c.call(|p| p.open("bench")).expect("open");
     if w.contains('a') {
         let mut lat = Vec::with_capacity(2000);
@@ -313,22 +362,22 @@ fn run_floor(leader: &str, w: &str, report: &mut Report) {
     }
     if w.contains('c') {
         let (t, cpu) = (Instant::now(), cpu_time());
-        let replies = c
-            .call(|p| {
+        let mut check = 0usize;
+        c.call_each(
+            |p| {
                 p.query_sql(
                     "SELECT id, a, b, c FROM big WHERE id <= ?",
                     &[Value::Integer(BIG_ROWS)],
                 )
-            })
-            .expect("fetch");
-        let rows: usize = replies
-            .iter()
-            .map(|r| match r {
-                dqlite_proto::Reply::Rows(b) => b.len(),
-                _ => 0,
-            })
-            .sum();
-        assert_eq!(rows as i64, BIG_ROWS);
+            },
+            |reply| {
+                if let dqlite_proto::Reply::Rows(b) = reply {
+                    check += b.rows().map(scan).sum::<usize>();
+                }
+            },
+        )
+        .expect("fetch");
+        assert_eq!(check, BIG_ROWS as usize * 41);
         report.num("c_wall_ms", ms(t.elapsed()));
         report.num("c_cpu_ms", ms(cpu_time() - cpu));
     }
@@ -451,7 +500,7 @@ fn main() {
     let w = args.workloads.as_str();
     if args.floor {
         smol::block_on(setup(dqlite_smol::Smol, &leader));
-        run_floor(&leader, w, &mut report);
+        run_floor(&leader, w, args.busy_poll, &mut report);
     } else if args.runtime == "smol" {
         smol::block_on(run_client(
             dqlite_smol::Smol,
@@ -459,6 +508,7 @@ fn main() {
             &leader,
             &follower,
             w,
+            args.busy_poll,
             &mut report,
         ));
     } else {
@@ -467,15 +517,16 @@ fn main() {
             .enable_all()
             .build()
             .expect("tokio");
-        let (n, l, f, wl) = (
+        let (n, l, f, wl, bp) = (
             nodes.clone(),
             leader.clone(),
             follower.clone(),
             w.to_owned(),
+            args.busy_poll,
         );
         let task = rt.spawn(async move {
             let mut r = Report::default();
-            run_client(dqlite_tokio::Tokio, &n, &l, &f, &wl, &mut r).await;
+            run_client(dqlite_tokio::Tokio, &n, &l, &f, &wl, bp, &mut r).await;
             r
         });
         let figures = rt.block_on(task).expect("benchmark task");

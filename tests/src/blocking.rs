@@ -18,7 +18,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dqlite_proto::{Config, Connection, Error, NodeInfo, Reply, RequestId};
 
@@ -43,6 +43,8 @@ pub struct BlockingConn {
     buf: Vec<u8>,
     /// Every byte received, when recording (for capturing fixtures).
     recording: Option<Vec<u8>>,
+    /// How long to poll the socket before a blocking read.
+    busy_poll: Duration,
 }
 
 impl BlockingConn {
@@ -66,7 +68,15 @@ impl BlockingConn {
             core: Connection::new(config),
             buf: vec![0; 64 * 1024],
             recording: None,
+            busy_poll: Duration::ZERO,
         })
+    }
+
+    /// Polls the socket for up to `window` before each blocking read (zero, the default,
+    /// never polls), as the async client does by default: a reply that comes within the
+    /// window is read without the wake-up of a sleeping thread.
+    pub fn set_busy_poll(&mut self, window: Duration) {
+        self.busy_poll = window;
     }
 
     /// The core, for inspection.
@@ -90,9 +100,20 @@ impl BlockingConn {
         &mut self,
         f: impl FnOnce(&mut Connection) -> Result<RequestId, Error>,
     ) -> Result<Vec<Reply>, CallError> {
+        let mut replies = Vec::new();
+        self.call_each(f, |r| replies.push(r))?;
+        Ok(replies)
+    }
+
+    /// As [`call`](Self::call), but hands each reply to `each` as it arrives instead of
+    /// keeping them (a long result streams through in bounded memory).
+    pub fn call_each(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> Result<RequestId, Error>,
+        mut each: impl FnMut(Reply),
+    ) -> Result<(), CallError> {
         let id = f(&mut self.core)?;
         self.flush()?;
-        let mut replies = Vec::new();
         loop {
             while let Some(ev) = self.core.poll_event()? {
                 if ev.request != id {
@@ -101,10 +122,10 @@ impl BlockingConn {
                 let done = ev.completes_request();
                 match ev.reply {
                     Reply::Failure(f) => return Err(Error::Server(f).into()),
-                    reply => replies.push(reply),
+                    reply => each(reply),
                 }
                 if done {
-                    return Ok(replies);
+                    return Ok(());
                 }
             }
             self.read_some()?;
@@ -139,7 +160,10 @@ impl BlockingConn {
     }
 
     fn read_some(&mut self) -> Result<(), CallError> {
-        let n = self.sock.read(&mut self.buf)?;
+        let n = match self.poll_socket()? {
+            Some(n) => n,
+            None => self.sock.read(&mut self.buf)?,
+        };
         rearm_quickack(&self.sock);
         if n == 0 {
             return Err(self.core.handle_eof().into());
@@ -150,6 +174,50 @@ impl BlockingConn {
         }
         self.core.handle_input(data);
         Ok(())
+    }
+}
+
+impl BlockingConn {
+    /// Reads whatever arrives within the busy-poll window, without blocking.
+    #[cfg(target_os = "linux")]
+    fn poll_socket(&mut self) -> io::Result<Option<usize>> {
+        use std::os::fd::AsRawFd;
+        if self.busy_poll.is_zero() {
+            return Ok(None);
+        }
+        let until = Instant::now() + self.busy_poll;
+        loop {
+            // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which it borrows
+            // mutably for the call; the fd is owned by `sock`.
+            #[allow(unsafe_code)]
+            let n = unsafe {
+                libc::recv(
+                    self.sock.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if let Ok(n) = usize::try_from(n) {
+                return Ok(Some(n));
+            }
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) {
+                return Err(e);
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn poll_socket(&mut self) -> io::Result<Option<usize>> {
+        Ok(None)
     }
 }
 

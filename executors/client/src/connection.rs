@@ -19,7 +19,7 @@ use crate::runtime::{timeout, Runtime};
 use crate::statement::Statement;
 use crate::stream::RowStream;
 use crate::transaction::Transaction;
-use crate::wire::Wire;
+use crate::wire::{Hooks, Wire};
 use tracing::Instrument;
 
 /// Longest pause between two BUSY retries.
@@ -726,7 +726,15 @@ pub(crate) async fn dial<R: Runtime>(
     match timeout(rt, config.dial_timeout, rt.connect(address)).await {
         None => Err(Error::Timeout("dialing")),
         Some(Err(e)) => Err(e.into()),
-        Some(Ok(stream)) => Ok(Wire::new(stream, config.core(), R::after_read)),
+        Some(Ok(stream)) => Ok(Wire::new(
+            stream,
+            config.core(),
+            Hooks {
+                after_read: R::after_read,
+                read_now: R::read_now,
+            },
+            config.busy_poll,
+        )),
     }
 }
 

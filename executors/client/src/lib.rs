@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod busy_poll;
 mod config;
 mod connection;
 mod convert;

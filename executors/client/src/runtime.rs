@@ -31,6 +31,18 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// otherwise a delayed ACK from the client and Nagle's algorithm on the server can stall
     /// the tail of a large result by about 40 ms. The default does nothing.
     fn after_read(_stream: &Self::Stream) {}
+
+    /// Reads from `stream` straight from the socket, never waiting and bypassing the
+    /// runtime's reactor: `Some(Err(WouldBlock))` when nothing has arrived. The client uses
+    /// it to busy-poll briefly for a reply before parking (see [`Config::busy_poll`]), which
+    /// saves the wake-up of a sleeping thread on fast networks. `None` (the default) means
+    /// the adapter cannot, and the client never busy-polls. It must not block: the socket
+    /// must be in non-blocking mode, as runtimes' sockets are.
+    ///
+    /// [`Config::busy_poll`]: crate::Config::busy_poll
+    fn read_now(_stream: &Self::Stream, _buf: &mut [u8]) -> Option<io::Result<usize>> {
+        None
+    }
 }
 
 /// Runs `fut` for at most `limit`; `None` when the time ran out first.

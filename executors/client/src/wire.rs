@@ -2,14 +2,16 @@
 //! while reading what the server sends, so neither side can stall the other.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use dqlite_proto::{Config as CoreConfig, Connection as Core, Event, RequestId};
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::busy_poll::BusyPoll;
 use crate::error::{Error, Result};
 
 const READ_BUFFER: usize = 64 * 1024;
@@ -21,18 +23,32 @@ pub(crate) struct Wire<S> {
     rbuf: Box<[u8]>,
     /// Events of requests other than the one being waited for (pipelined requests).
     stash: VecDeque<Event>,
-    /// The runtime's hook after each read ([`Runtime::after_read`](crate::Runtime::after_read)).
-    after_read: fn(&S),
+    hooks: Hooks<S>,
+    spin: BusyPoll,
+}
+
+/// What the runtime adds to plain async reads.
+pub(crate) struct Hooks<S> {
+    /// Called after each read ([`Runtime::after_read`](crate::Runtime::after_read)).
+    pub(crate) after_read: fn(&S),
+    /// A read that bypasses the reactor ([`Runtime::read_now`](crate::Runtime::read_now)).
+    pub(crate) read_now: fn(&S, &mut [u8]) -> Option<io::Result<usize>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
-    pub(crate) fn new(stream: S, config: CoreConfig, after_read: fn(&S)) -> Wire<S> {
+    pub(crate) fn new(
+        stream: S,
+        config: CoreConfig,
+        hooks: Hooks<S>,
+        busy_poll: Duration,
+    ) -> Wire<S> {
         Wire {
             stream,
             core: Core::new(config),
             rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
             stash: VecDeque::new(),
-            after_read,
+            hooks,
+            spin: BusyPoll::new(busy_poll),
         }
     }
 
@@ -43,7 +59,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 return Ok(ev);
             }
         }
-        poll_fn(|cx| self.poll_event_for(cx, id)).await
+        NextEvent { wire: self, id }.await
     }
 
     /// For an idle connection: true unless the peer has closed it (or sent something nobody
@@ -106,23 +122,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     fn poll_event_for(&mut self, cx: &mut Context<'_>, id: RequestId) -> Poll<Result<Event>> {
         loop {
             while let Some(ev) = self.core.poll_event()? {
+                self.spin.saw_event(!ev.completes_request());
                 if ev.request == id {
                     return Poll::Ready(Ok(ev));
                 }
                 self.stash.push_back(ev);
             }
+            let mut write_blocked = false;
             let mut progressed = match self.poll_write_some(cx) {
                 Poll::Ready(Ok(wrote)) => wrote,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => false,
+                Poll::Pending => {
+                    write_blocked = true;
+                    false
+                }
             };
-            match Pin::new(&mut self.stream).poll_read(cx, &mut self.rbuf) {
+            let mut read = Pin::new(&mut self.stream).poll_read(cx, &mut self.rbuf);
+            if read.is_pending() {
+                self.spin.waiting();
+                if !progressed && !write_blocked {
+                    let (stream, rbuf, read_now) =
+                        (&self.stream, &mut self.rbuf, self.hooks.read_now);
+                    read = self.spin.poll_read(cx, || read_now(stream, rbuf));
+                }
+            }
+            if read.is_ready() {
+                self.spin.wait_over();
+            }
+            match read {
                 Poll::Ready(Ok(0)) => {
                     let e = self.core.handle_eof();
                     return Poll::Ready(Err(Error::from(e)));
                 }
                 Poll::Ready(Ok(n)) => {
-                    (self.after_read)(&self.stream);
+                    (self.hooks.after_read)(&self.stream);
                     self.core
                         .handle_input(self.rbuf.get(..n).unwrap_or_default());
                     progressed = true;
@@ -137,5 +170,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 return Poll::Pending;
             }
         }
+    }
+}
+
+/// The wait for the next event of one request. Dropped before it completes (the caller gave
+/// up), the connection no longer counts as waiting for its server.
+struct NextEvent<'a, S> {
+    wire: &'a mut Wire<S>,
+    id: RequestId,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for NextEvent<'_, S> {
+    type Output = Result<Event>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Event>> {
+        let id = self.id;
+        self.wire.poll_event_for(cx, id)
+    }
+}
+
+impl<S> Drop for NextEvent<'_, S> {
+    fn drop(&mut self) {
+        self.wire.spin.gave_up();
     }
 }

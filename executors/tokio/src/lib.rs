@@ -49,6 +49,14 @@ impl Runtime for Tokio {
         #[cfg(target_os = "linux")]
         let _ = socket2::SockRef::from(stream.get_ref()).set_quickack(true);
     }
+
+    fn read_now(stream: &Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        // The runtime keeps its sockets non-blocking, so this returns at once.
+        Some(io::Read::read(
+            &mut &*socket2::SockRef::from(stream.get_ref()),
+            buf,
+        ))
+    }
 }
 
 dqlite_client::adapter_api!(Tokio);

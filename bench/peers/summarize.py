@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Reads the JSON lines of bench/peers/compare.sh on stdin and prints, per client, the median
+of every figure over the rounds, then each target's ratio against go-dqlite (or the floor)
+from the same run, as Markdown tables."""
+
+import collections
+import json
+import statistics
+import sys
+
+CLIENTS = [
+    ("dqlite-rs", "tokio"),
+    ("dqlite-rs", "smol"),
+    ("dqlite-rs-floor", "blocking"),
+    ("go-dqlite", "go"),
+]
+FIGURES = [
+    ("a_p50_us", "a p50 (µs)"),
+    ("a_p99_us", "a p99 (µs)"),
+    ("b_serial_ms", "b one at a time (ms)"),
+    ("b_pipelined_ms", "b pipelined (ms)"),
+    ("c_wall_ms", "c streamed, wall (ms)"),
+    ("c_cpu_ms", "c streamed, client CPU (ms)"),
+    ("c_fetch_wall_ms", "c all rows kept, wall (ms)"),
+    ("c_fetch_cpu_ms", "c all rows kept, client CPU (ms)"),
+    ("d_qps", "d pool (queries/s)"),
+    ("e_first_result_ms", "e first result (ms)"),
+    ("f_peak_rss_mib", "f peak RSS, 1M rows (MiB)"),
+]
+# (name, our figure, reference client, reference figure, bound, lower is better)
+TARGETS = [
+    ("a p50 <= 0.9x go", "a_p50_us", "go", "a_p50_us", 0.9, True),
+    ("b one at a time <= 0.8x go", "b_serial_ms", "go", "b_serial_ms", 0.8, True),
+    ("b pipelined <= 0.4x go", "b_pipelined_ms", "go", "b_serial_ms", 0.4, True),
+    ("c wall <= 1.05x floor", "c_wall_ms", "floor", "c_wall_ms", 1.05, True),
+    ("c client CPU <= 0.3x go", "c_cpu_ms", "go", "c_cpu_ms", 0.3, True),
+    ("d >= 1.2x go", "d_qps", "go", "d_qps", 1.2, False),
+    ("e <= 1.0x go", "e_first_result_ms", "go", "e_first_result_ms", 1.0, True),
+]
+
+
+def main():
+    runs = collections.defaultdict(lambda: collections.defaultdict(list))
+    for line in sys.stdin:
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        j = json.loads(line)
+        key = (j.get("client"), j.get("runtime"))
+        for k, v in j.items():
+            if isinstance(v, (int, float)):
+                runs[key][k].append(v)
+    med = {
+        key: {k: statistics.median(v) for k, v in figs.items()}
+        for key, figs in runs.items()
+    }
+    rounds = max((len(v) for f in runs.values() for v in f.values()), default=0)
+    present = [c for c in CLIENTS if c in med]
+    print(f"Medians of {rounds} rounds.\n")
+    print("| figure | " + " | ".join(f"{c} ({r})" for c, r in present) + " |")
+    print("| --- |" + " --- |" * len(present))
+    for key, label in FIGURES:
+        cells = []
+        for c in present:
+            v = med[c].get(key)
+            cells.append("-" if v is None else f"{v:,.1f}")
+        if any(x != "-" for x in cells):
+            print(f"| {label} | " + " | ".join(cells) + " |")
+    refs = {"go": ("go-dqlite", "go"), "floor": ("dqlite-rs-floor", "blocking")}
+    print("\n| target | tokio | smol |")
+    print("| --- | --- | --- |")
+    for name, ours, ref, ref_key, bound, lower in TARGETS:
+        ref_v = med.get(refs[ref], {}).get(ref_key)
+        cells = []
+        for rt in ("tokio", "smol"):
+            v = med.get(("dqlite-rs", rt), {}).get(ours)
+            if v is None or not ref_v:
+                cells.append("-")
+                continue
+            ratio = v / ref_v
+            met = ratio <= bound if lower else ratio >= bound
+            cells.append(f"{ratio:.2f}x {'met' if met else 'NOT met'}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+//! Busy-polling (`Config::busy_poll`) against a real node, seen through a runtime that
+//! counts the client's direct socket reads (`Runtime::read_now`): a connection that polls
+//! tries the socket while it waits, one with polling off never does, and neither loses or
+//! mixes up an answer; a future dropped at any point while polling leaves the connection
+//! answering its own queries and still polling; a window that closes empty makes the next
+//! waits park at once.
+//!
+//! Everything is in one test: polling only happens while a single connection of the process
+//! waits for its server, and tests of one binary run side by side.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use dqlite_client::{BoxFuture, Config, Connection, Runtime};
+use dqlite_smol::Smol;
+use dqlite_tests::harness::Cluster;
+
+/// Direct socket reads so far.
+static READS_NOW: AtomicUsize = AtomicUsize::new(0);
+
+/// The smol runtime, counting [`Runtime::read_now`] calls.
+#[derive(Clone)]
+struct Counting;
+
+impl Runtime for Counting {
+    type Stream = <Smol as Runtime>::Stream;
+
+    fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>> {
+        Smol.connect(address)
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Smol.sleep(duration)
+    }
+
+    fn after_read(stream: &Self::Stream) {
+        Smol::after_read(stream)
+    }
+
+    fn read_now(stream: &Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        READS_NOW.fetch_add(1, Ordering::Relaxed);
+        Smol::read_now(stream, buf)
+    }
+}
+
+/// Direct reads made while running `f`.
+async fn reads_now<T>(f: impl Future<Output = T>) -> (usize, T) {
+    let before = READS_NOW.load(Ordering::Relaxed);
+    let v = f.await;
+    (READS_NOW.load(Ordering::Relaxed) - before, v)
+}
+
+/// Counts how many times the inner future is polled; with a limit, drops it after that many.
+struct Counted<F> {
+    inner: Option<Pin<Box<F>>>,
+    polls: usize,
+    limit: usize,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = (usize, Option<F::Output>);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.polls == self.limit {
+            self.inner = None;
+            return Poll::Ready((self.polls, None));
+        }
+        self.polls += 1;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready((self.polls, None));
+        };
+        match inner.as_mut().poll(cx) {
+            Poll::Ready(v) => Poll::Ready((self.polls, Some(v))),
+            Poll::Pending => {
+                if self.polls == self.limit {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+fn counted<F: Future>(f: F, limit: usize) -> Counted<F> {
+    Counted {
+        inner: Some(Box::pin(f)),
+        polls: 0,
+        limit,
+    }
+}
+
+/// Runs `SELECT ?` 50 times, checking each answer.
+async fn selects(conn: &mut Connection<Counting>) {
+    for i in 0..50i64 {
+        assert_eq!(
+            conn.fetch_val::<i64>("SELECT ?", (i,))
+                .await
+                .expect("select"),
+            i
+        );
+    }
+}
+
+/// A statement that keeps the server busy for `n` steps (300 000: tens of milliseconds).
+fn count_to(n: i64) -> String {
+    format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
+         SELECT count(*) FROM c"
+    )
+}
+
+#[test]
+fn busy_polling_on_a_real_node() {
+    let cluster = Cluster::start(1);
+    let leader = cluster.wait_ready(1);
+    let address = cluster.db_address(leader).to_string();
+    smol::block_on(async {
+        let config = Config::new().database("spin");
+        let connect = |config: Config| Connection::connect(Counting, &address, config);
+        // A window far longer than `medium` takes (about a millisecond).
+        let long_window = || config.clone().busy_poll(Duration::from_secs(1));
+        let medium = count_to(3_000);
+        let mut long = connect(long_window()).await.expect("connect");
+        let mut parking = connect(config.clone().busy_poll(Duration::ZERO))
+            .await
+            .expect("connect");
+
+        // While the server works, a polling wait tries the socket again and again; with
+        // polling off, never. Answers are right either way.
+        // (Five times: a client thread descheduled between its write and its first read
+        // finds the answer there and has nothing to poll for.)
+        let (n, ()) = reads_now(async {
+            for _ in 0..5 {
+                assert_eq!(
+                    long.fetch_val::<i64>(&medium, ()).await.expect("select"),
+                    3_000
+                );
+            }
+        })
+        .await;
+        println!("busy_poll: {n} direct reads during five 1 ms statements");
+        assert!(n > 5, "{n} direct reads during five 1 ms statements");
+        let (n, ()) = reads_now(selects(&mut long)).await;
+        println!("busy_poll: {n} direct reads for 50 requests");
+        let (n, got) = reads_now(parking.fetch_val::<i64>(&medium, ())).await;
+        assert_eq!((n, got.expect("select")), (0, 3_000));
+        let (n, ()) = reads_now(selects(&mut parking)).await;
+        assert_eq!(n, 0, "direct reads with busy-polling off");
+
+        // With the default window, a statement that takes milliseconds closes it empty (once
+        // the connection polls at all: its handshake may have closed one already): the next
+        // wait parks at once, and polling resumes within MAX_SKIP + 1 waits.
+        let mut spinning = connect(config.clone()).await.expect("connect");
+        let slow = count_to(100_000);
+        let mut closed_empty = false;
+        for _ in 0..64 {
+            let (n, got) = reads_now(spinning.fetch_val::<i64>(&slow, ())).await;
+            assert_eq!(got.expect("slow select"), 100_000);
+            if n > 0 {
+                closed_empty = true;
+                break;
+            }
+        }
+        assert!(closed_empty, "no polling during slow statements");
+        let (n, got) = reads_now(spinning.fetch_val::<i64>(&medium, ())).await;
+        assert_eq!(
+            (n, got.expect("select")),
+            (0, 3_000),
+            "polled after an empty window"
+        );
+        let mut resumed = None;
+        for i in 0..64 {
+            let (n, _) = reads_now(spinning.fetch_val::<i64>(&medium, ())).await;
+            if n > 0 {
+                resumed = Some(i);
+                break;
+            }
+        }
+        println!("busy_poll: polling resumed after {resumed:?} more waits");
+        assert!(resumed.is_some(), "polling never resumed");
+
+        // Dropped after 1, 2, … 64 polls, mostly while polling: the connection answers its own
+        // queries after each drop.
+        let mut points = 0;
+        for n in 1..=64 {
+            let (_, done) = counted(long.fetch_val::<i64>(&medium, ()), n).await;
+            let v = n as i64;
+            assert_eq!(
+                long.fetch_val::<i64>("SELECT ?", (v,))
+                    .await
+                    .expect("select"),
+                v
+            );
+            points += usize::from(done.is_none());
+        }
+        println!("busy_poll: dropped at {points} of 64 points");
+        assert!(points > 5, "too few cancellation points ({points})");
+
+        // One more dropped mid-wait, and that connection left alone: it no longer counts as
+        // waiting, so another connection still polls.
+        let mut dropped = false;
+        for _ in 0..10 {
+            let (_, done) = counted(long.fetch_val::<i64>(&medium, ()), 3).await;
+            if done.is_none() {
+                dropped = true;
+                break;
+            }
+        }
+        assert!(dropped, "never dropped mid-wait");
+        let mut other = connect(long_window()).await.expect("connect");
+        let (n, got) = reads_now(other.fetch_val::<i64>(&medium, ())).await;
+        assert_eq!(got.expect("select"), 3_000);
+        assert!(
+            n > 1,
+            "not polling beside an abandoned wait ({n} direct reads)"
+        );
+        drop(long);
+    });
+}
