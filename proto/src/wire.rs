@@ -98,12 +98,15 @@ pub(crate) fn find_nul(s: &str) -> Option<usize> {
 }
 
 /// Position of the first zero byte, a word at a time (texts are NUL-terminated and padded to
-/// whole words, so the terminator is usually found in the first few words).
-fn find_nul_byte(bytes: &[u8]) -> Option<usize> {
+/// whole words, so the terminator is usually found in the first few words), and whether
+/// every byte before it is ASCII (then it is valid UTF-8 without further checks).
+fn find_nul_byte(bytes: &[u8]) -> Option<(usize, bool)> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0;
+    // The bits of every byte before the terminator, or-ed together.
+    let mut seen = 0u64;
     for chunk in chunks.by_ref() {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
@@ -111,15 +114,19 @@ fn find_nul_byte(bytes: &[u8]) -> Option<usize> {
         // Classic "has a zero byte" test: exact for the lowest zero byte.
         let zeros = v.wrapping_sub(ONES) & !v & HIGHS;
         if zeros != 0 {
-            return Some(offset + (zeros.trailing_zeros() / 8) as usize);
+            let at = zeros.trailing_zeros() / 8;
+            // The bytes below the terminator: `at` is 0..=7, so the shift is in range.
+            let below = (1u64 << (8 * at)).wrapping_sub(1);
+            seen |= v & below;
+            return Some((offset + at as usize, seen & HIGHS == 0));
         }
+        seen |= v;
         offset += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == 0)
-        .map(|p| offset + p)
+    let rest = chunks.remainder();
+    let at = rest.iter().position(|&b| b == 0)?;
+    let ascii = seen & HIGHS == 0 && rest.iter().take(at).all(u8::is_ascii);
+    Some((offset + at, ascii))
 }
 
 /// A cursor over one message body. Every read is bounds-checked and returns
@@ -194,15 +201,17 @@ impl Reader {
 
     pub(crate) fn text(&mut self, field: &'static str) -> Result<Text, Malformed> {
         let rest = self.body.get(self.pos..).unwrap_or_default();
-        let len = find_nul_byte(rest).ok_or(Malformed::UnterminatedText { field })?;
+        let (len, ascii) = find_nul_byte(rest).ok_or(Malformed::UnterminatedText { field })?;
         let padded = pad8(len + 1).ok_or(Malformed::Truncated { field })?;
         if padded > self.remaining() {
             return Err(Malformed::Truncated { field });
         }
         let start = self.pos;
         // Validate in place, then take one slice of the frame (one reference count bump).
-        let raw = rest.get(..len).unwrap_or_default();
-        std::str::from_utf8(raw).map_err(|_| Malformed::InvalidUtf8 { field })?;
+        if !ascii {
+            let raw = rest.get(..len).unwrap_or_default();
+            std::str::from_utf8(raw).map_err(|_| Malformed::InvalidUtf8 { field })?;
+        }
         self.pos += padded;
         Ok(Text::from_validated(self.body.slice(start..start + len)))
     }
@@ -257,22 +266,45 @@ mod tests {
     }
 
     #[test]
-    fn nul_search_finds_the_first_zero_byte() {
+    fn nul_search_finds_the_first_zero_byte_and_tells_ascii() {
         for len in 0..40 {
             for garbage in [0x00u8, 0x01, 0x80, 0xff] {
                 let mut b = vec![b'a'; len];
                 b.push(0);
                 b.extend([garbage; 9]);
-                assert_eq!(find_nul_byte(&b), Some(len), "len {len} garbage {garbage}");
+                // Bytes after the terminator never count against ASCII.
+                assert_eq!(
+                    find_nul_byte(&b),
+                    Some((len, true)),
+                    "len {len} garbage {garbage}"
+                );
+                // One non-ASCII byte anywhere before it does.
+                for at in 0..len {
+                    let mut b = b.clone();
+                    b[at] = 0xc3;
+                    assert_eq!(find_nul_byte(&b), Some((len, false)), "len {len} at {at}");
+                }
             }
             assert_eq!(find_nul_byte(&vec![0x80; len]), None);
             assert_eq!(find_nul_byte(&vec![0x01; len]), None);
         }
         // Bytes just above zero in the lanes around a zero must not fool the search.
-        assert_eq!(find_nul_byte(&[1, 0, 1, 1, 1, 1, 1, 1]), Some(1));
+        assert_eq!(find_nul_byte(&[1, 0, 1, 1, 1, 1, 1, 1]), Some((1, true)));
         assert_eq!(
             find_nul_byte(&[0x80, 0x01, 0x00, 0xff, 0, 0, 0, 0]),
-            Some(2)
+            Some((2, false))
+        );
+    }
+
+    #[test]
+    fn text_checks_utf8_beyond_ascii() {
+        let mut ok = Vec::new();
+        put_text(&mut ok, "naïve ✓");
+        assert_eq!(Reader::new(Bytes::from(ok)).text("t").unwrap(), "naïve ✓");
+        let bad = Bytes::from_static(&[b'a', 0xc3, 0x28, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Reader::new(bad).text("t"),
+            Err(Malformed::InvalidUtf8 { field: "t" })
         );
     }
 

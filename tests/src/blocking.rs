@@ -72,9 +72,10 @@ impl BlockingConn {
         })
     }
 
-    /// Polls the socket for up to `window` before each blocking read (zero, the default,
-    /// never polls), as the async client does by default: a reply that comes within the
-    /// window is read without the wake-up of a sleeping thread.
+    /// Polls the socket for up to `window` before each blocking read for a reply (zero, the
+    /// default, never polls), as the async client does by default: a reply that comes within
+    /// the window is read without the wake-up of a sleeping thread. Like the client, it does
+    /// not poll in the middle of a multi-part result.
     pub fn set_busy_poll(&mut self, window: Duration) {
         self.busy_poll = window;
     }
@@ -114,12 +115,15 @@ impl BlockingConn {
     ) -> Result<(), CallError> {
         let id = f(&mut self.core)?;
         self.flush()?;
+        // As the async client: no busy-polling in the middle of a multi-part result.
+        let mut streaming = false;
         loop {
             while let Some(ev) = self.core.poll_event()? {
                 if ev.request != id {
                     continue;
                 }
                 let done = ev.completes_request();
+                streaming = !done;
                 match ev.reply {
                     Reply::Failure(f) => return Err(Error::Server(f).into()),
                     reply => each(reply),
@@ -128,7 +132,7 @@ impl BlockingConn {
                     return Ok(());
                 }
             }
-            self.read_some()?;
+            self.read_some(!streaming)?;
         }
     }
 
@@ -159,8 +163,9 @@ impl BlockingConn {
         Ok(())
     }
 
-    fn read_some(&mut self) -> Result<(), CallError> {
-        let n = match self.poll_socket()? {
+    fn read_some(&mut self, busy_poll: bool) -> Result<(), CallError> {
+        let polled = if busy_poll { self.poll_socket()? } else { None };
+        let n = match polled {
             Some(n) => n,
             None => self.sock.read(&mut self.buf)?,
         };
