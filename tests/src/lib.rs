@@ -2,6 +2,7 @@
 //!
 //! * [`harness`] starts and controls real dqlite clusters (processes, ports, data
 //!   directories);
+//! * [`cancel`] drops futures after a chosen number of polls;
 //! * [`blocking`] drives the protocol core over a blocking socket (also the example of
 //!   embedding the core without a runtime);
 //! * [`fake_server`] is a scripted fake node on loopback TCP (slow answers, silence);
@@ -11,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+pub mod cancel;
 mod cluster_state;
 pub mod fake_server;
 pub mod harness;

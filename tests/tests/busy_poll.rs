@@ -10,13 +10,12 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dqlite_client::{BoxFuture, Config, Connection, Runtime};
 use dqlite_smol::Smol;
+use dqlite_tests::cancel::drop_after;
 use dqlite_tests::harness::Cluster;
 
 /// Direct socket reads so far.
@@ -52,44 +51,6 @@ async fn reads_now<T>(f: impl Future<Output = T>) -> (usize, T) {
     let before = READS_NOW.load(Ordering::Relaxed);
     let v = f.await;
     (READS_NOW.load(Ordering::Relaxed) - before, v)
-}
-
-/// Counts how many times the inner future is polled; with a limit, drops it after that many.
-struct Counted<F> {
-    inner: Option<Pin<Box<F>>>,
-    polls: usize,
-    limit: usize,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = (usize, Option<F::Output>);
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.polls == self.limit {
-            self.inner = None;
-            return Poll::Ready((self.polls, None));
-        }
-        self.polls += 1;
-        let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready((self.polls, None));
-        };
-        match inner.as_mut().poll(cx) {
-            Poll::Ready(v) => Poll::Ready((self.polls, Some(v))),
-            Poll::Pending => {
-                if self.polls == self.limit {
-                    cx.waker().wake_by_ref();
-                }
-                Poll::Pending
-            }
-        }
-    }
-}
-
-fn counted<F: Future>(f: F, limit: usize) -> Counted<F> {
-    Counted {
-        inner: Some(Box::pin(f)),
-        polls: 0,
-        limit,
-    }
 }
 
 /// Runs `SELECT ?` 50 times, checking each answer.
@@ -186,7 +147,7 @@ fn busy_polling_on_a_real_node() {
         // queries after each drop.
         let mut points = 0;
         for n in 1..=64 {
-            let (_, done) = counted(long.fetch_val::<i64>(&medium, ()), n).await;
+            let done = drop_after(long.fetch_val::<i64>(&medium, ()), n).await;
             let v = n as i64;
             assert_eq!(
                 long.fetch_val::<i64>("SELECT ?", (v,))
@@ -203,7 +164,7 @@ fn busy_polling_on_a_real_node() {
         // waiting, so another connection still polls.
         let mut dropped = false;
         for _ in 0..10 {
-            let (_, done) = counted(long.fetch_val::<i64>(&medium, ()), 3).await;
+            let done = drop_after(long.fetch_val::<i64>(&medium, ()), 3).await;
             if done.is_none() {
                 dropped = true;
                 break;

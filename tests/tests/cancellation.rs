@@ -3,52 +3,13 @@
 //! drop the same connection (or pool) must answer a fresh query with its own result, never
 //! a stale one, and the pool must account for every connection.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::task::{Context, Poll};
 
 use dqlite_client::{Config, Connection, Pool, PoolOptions, Runtime, Value};
 use dqlite_smol::Smol;
+use dqlite_tests::cancel::drop_after;
 use dqlite_tests::fake_server::{Behaviour, FakeServer};
 use dqlite_tests::harness::Cluster;
-
-/// Polls the inner future at most `polls` times, then drops it.
-struct DropAfter<F> {
-    inner: Option<Pin<Box<F>>>,
-    polls: usize,
-}
-
-impl<F: Future> Future for DropAfter<F> {
-    type Output = Option<F::Output>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.polls == 0 {
-            self.inner = None;
-            return Poll::Ready(None);
-        }
-        self.polls -= 1;
-        let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match inner.as_mut().poll(cx) {
-            Poll::Ready(v) => Poll::Ready(Some(v)),
-            Poll::Pending => {
-                if self.polls == 0 {
-                    // Come back at once to drop it.
-                    cx.waker().wake_by_ref();
-                }
-                Poll::Pending
-            }
-        }
-    }
-}
-
-fn drop_after<F: Future>(f: F, polls: usize) -> DropAfter<F> {
-    DropAfter {
-        inner: Some(Box::pin(f)),
-        polls,
-    }
-}
 
 static UNIQUE: AtomicI64 = AtomicI64::new(1_000);
 
