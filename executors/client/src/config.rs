@@ -154,8 +154,10 @@ impl Config {
     /// On loopback or a fast LAN a dqlite reply often arrives within a few tens of
     /// microseconds, less than it takes to wake a thread that went to sleep waiting for it:
     /// polling for a short while roughly halves the latency of small requests. The task
-    /// yields to the executor between tries, so other tasks keep running, but the thread
-    /// stays busy for up to this long per wait. When a window passes without a reply, the
+    /// tries in bursts of at most 10 µs and yields to the executor between them, so other
+    /// tasks keep running, but the thread stays busy for up to this long per wait. It only
+    /// polls while it is the only connection of the process waiting for a server, and not
+    /// in the middle of a multi-part result. When a window passes without a reply, the
     /// next waits park at once (1, 3, 7, … up to 63 of them), so a slow query or a distant
     /// server costs little CPU. It needs [`Runtime::read_now`](crate::Runtime::read_now),
     /// which the tokio and smol adapters provide.
