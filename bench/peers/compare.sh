@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs dqlite-bench (tokio, smol, and the bare-core floor) and the go-dqlite benchmark
-# (bench/peers/go) against one local 3-node cluster, alternating rounds so that ratios come
+# Runs dqlite-bench (tokio, smol, and the bare-core floor), the go-dqlite benchmark
+# (bench/peers/go) and the Python dqlite-client benchmark (bench/peers/python, on a private
+# Python 3.13 that bench/peers/python/setup.sh fetches) against one local 3-node cluster, alternating rounds so that ratios come
 # from one run on one machine. Prints one JSON line per client per round, then the medians
 # and each target's ratio (bench/peers/summarize.py). The lines are kept in
 # target/peers/compare.jsonl.
@@ -23,6 +24,12 @@ mkdir -p "$out"
 (cd bench/peers/go && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../$out/gocache" \
   go build -o "../../../$out/gobench" .)
 cargo build -q --release -p dqlite-bench
+# The Python dqlite-client 0.8.0 needs Python 3.13: a private one from Debian trixie.
+py="$out/pyvenv/bin/python"
+if ! bash bench/peers/python/setup.sh >&2; then
+  echo "compare.sh: the Python peer could not be set up; running without it" >&2
+  py=""
+fi
 
 # shellcheck source=scripts/local-cluster.sh
 . scripts/local-cluster.sh
@@ -41,6 +48,9 @@ bench=target/release/dqlite-bench
     "$out/gobench" -cluster "$followers_first" -workloads abcde
     "$bench" --cluster "$nodes" --runtime smol --workloads abcde
     "$bench" --cluster "$nodes" --floor --workloads abc
+    if [ -n "$py" ]; then
+      "$py" bench/peers/python/bench.py --cluster "$followers_first" --workloads abcde
+    fi
   done
 } | tee "$out/compare.jsonl"
 echo
