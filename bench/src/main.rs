@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p dqlite-bench -- [--runtime tokio|smol] [--cluster A,B,C]
 //!                                       [--workloads a,b,c,d,e,f] [--floor]
-//!                                       [--busy-poll MICROS]
+//!                                       [--busy-poll MICROS] [--coalesce MICROS]
 //! ```
 //!
 //! Without `--cluster` it starts its own local 3-node cluster (dqlite-demo) and stops it at
@@ -18,7 +18,8 @@
 //!
 //! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
 //! socket instead, to show what the async client adds. `--busy-poll` sets the window of
-//! [`Config::busy_poll`] (0 turns it off), for the client and the floor alike.
+//! [`Config::busy_poll`] and `--coalesce` the interval of [`Config::stream_coalesce`] (0 turns
+//! either off), for the client and the floor alike.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ struct Args {
     workloads: String,
     floor: bool,
     busy_poll: Option<Duration>,
+    coalesce: Option<Duration>,
 }
 
 fn parse_args() -> Args {
@@ -44,6 +46,7 @@ fn parse_args() -> Args {
         workloads: "abcdef".into(),
         floor: false,
         busy_poll: None,
+        coalesce: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -55,6 +58,12 @@ fn parse_args() -> Args {
             "--workloads" => args.workloads = it.next().unwrap_or_default().replace(',', ""),
             "--floor" => args.floor = true,
             "--capture" => args.capture = it.next(),
+            "--coalesce" => {
+                args.coalesce = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .map(Duration::from_micros)
+            }
             "--busy-poll" => {
                 args.busy_poll = it
                     .next()
@@ -62,12 +71,19 @@ fn parse_args() -> Args {
                     .map(Duration::from_micros)
             }
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--capture DIR]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--coalesce MICROS] [--capture DIR]");
                 std::process::exit(2);
             }
         }
     }
     args
+}
+
+/// How connections wait for data (`--busy-poll`, `--coalesce`; the client's defaults).
+#[derive(Clone, Copy)]
+struct Waiting {
+    busy_poll: Duration,
+    coalesce: Duration,
 }
 
 /// Figures collected, printed as one JSON object.
@@ -170,13 +186,14 @@ async fn run_client<R: Runtime>(
     leader: &str,
     follower: &str,
     w: &str,
-    busy_poll: Option<Duration>,
+    waiting: Waiting,
     report: &mut Report,
 ) {
     setup(rt.clone(), leader).await;
-    let config = || match busy_poll {
-        Some(window) => config().busy_poll(window),
-        None => config(),
+    let config = || {
+        config()
+            .busy_poll(waiting.busy_poll)
+            .stream_coalesce(waiting.coalesce)
     };
     let mut conn = Connection::connect(rt.clone(), leader, config())
         .await
@@ -314,15 +331,16 @@ fn scan(row: &[Value]) -> usize {
     }
 }
 
-/// The floor: the bare core over a blocking socket, busy-polling like the client.
-fn run_floor(leader: &str, w: &str, busy_poll: Option<Duration>, report: &mut Report) {
+/// The floor: the bare core over a blocking socket, waiting for data as the client does.
+fn run_floor(leader: &str, w: &str, waiting: Waiting, report: &mut Report) {
     let mut c = BlockingConn::connect_with(
         leader,
         dqlite_proto::Config::default(),
         Duration::from_secs(120),
     )
     .expect("connect");
-    c.set_busy_poll(busy_poll.unwrap_or(Config::DEFAULT_BUSY_POLL));
+    c.set_busy_poll(waiting.busy_poll);
+    c.set_stream_coalesce(waiting.coalesce);
     c.call(|p| p.open("bench")).expect("open");
     if w.contains('a') {
         let mut lat = Vec::with_capacity(2000);
@@ -498,9 +516,13 @@ fn main() {
         },
     );
     let w = args.workloads.as_str();
+    let waiting = Waiting {
+        busy_poll: args.busy_poll.unwrap_or(Config::DEFAULT_BUSY_POLL),
+        coalesce: args.coalesce.unwrap_or(Config::DEFAULT_STREAM_COALESCE),
+    };
     if args.floor {
         smol::block_on(setup(dqlite_smol::Smol, &leader));
-        run_floor(&leader, w, args.busy_poll, &mut report);
+        run_floor(&leader, w, waiting, &mut report);
     } else if args.runtime == "smol" {
         smol::block_on(run_client(
             dqlite_smol::Smol,
@@ -508,7 +530,7 @@ fn main() {
             &leader,
             &follower,
             w,
-            args.busy_poll,
+            waiting,
             &mut report,
         ));
     } else {
@@ -517,16 +539,15 @@ fn main() {
             .enable_all()
             .build()
             .expect("tokio");
-        let (n, l, f, wl, bp) = (
+        let (n, l, f, wl) = (
             nodes.clone(),
             leader.clone(),
             follower.clone(),
             w.to_owned(),
-            args.busy_poll,
         );
         let task = rt.spawn(async move {
             let mut r = Report::default();
-            run_client(dqlite_tokio::Tokio, &n, &l, &f, &wl, bp, &mut r).await;
+            run_client(dqlite_tokio::Tokio, &n, &l, &f, &wl, waiting, &mut r).await;
             r
         });
         let figures = rt.block_on(task).expect("benchmark task");

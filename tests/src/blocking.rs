@@ -45,6 +45,8 @@ pub struct BlockingConn {
     recording: Option<Vec<u8>>,
     /// How long to poll the socket before a blocking read.
     busy_poll: Duration,
+    /// How long to sleep between reads in the middle of a multi-part result.
+    coalesce: Duration,
 }
 
 impl BlockingConn {
@@ -69,6 +71,7 @@ impl BlockingConn {
             buf: vec![0; 64 * 1024],
             recording: None,
             busy_poll: Duration::ZERO,
+            coalesce: Duration::ZERO,
         })
     }
 
@@ -78,6 +81,13 @@ impl BlockingConn {
     /// not poll in the middle of a multi-part result.
     pub fn set_busy_poll(&mut self, window: Duration) {
         self.busy_poll = window;
+    }
+
+    /// Sleeps for `interval` before reading again when the socket is empty in the middle of a
+    /// multi-part result (zero, the default, never does), as the async client does by
+    /// default: the server's frames are read a few at a time instead of one per wake-up.
+    pub fn set_stream_coalesce(&mut self, interval: Duration) {
+        self.coalesce = interval;
     }
 
     /// The core, for inspection.
@@ -132,7 +142,7 @@ impl BlockingConn {
                     return Ok(());
                 }
             }
-            self.read_some(!streaming)?;
+            self.read_some(streaming)?;
         }
     }
 
@@ -163,8 +173,13 @@ impl BlockingConn {
         Ok(())
     }
 
-    fn read_some(&mut self, busy_poll: bool) -> Result<(), CallError> {
-        let polled = if busy_poll { self.poll_socket()? } else { None };
+    /// Reads once: mid-result (`streaming`) with coalescing, otherwise after busy-polling.
+    fn read_some(&mut self, streaming: bool) -> Result<(), CallError> {
+        let polled = if streaming {
+            self.coalesced()?
+        } else {
+            self.poll_socket()?
+        };
         let n = match polled {
             Some(n) => n,
             None => self.sock.read(&mut self.buf)?,
@@ -183,35 +198,15 @@ impl BlockingConn {
 }
 
 impl BlockingConn {
-    /// Reads whatever arrives within the busy-poll window, without blocking.
-    #[cfg(target_os = "linux")]
+    /// Reads what arrives within the busy-poll window, without blocking.
     fn poll_socket(&mut self) -> io::Result<Option<usize>> {
-        use std::os::fd::AsRawFd;
         if self.busy_poll.is_zero() {
             return Ok(None);
         }
         let until = Instant::now() + self.busy_poll;
         loop {
-            // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which it borrows
-            // mutably for the call; the fd is owned by `sock`.
-            #[allow(unsafe_code)]
-            let n = unsafe {
-                libc::recv(
-                    self.sock.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if let Ok(n) = usize::try_from(n) {
+            if let Some(n) = self.recv_now()? {
                 return Ok(Some(n));
-            }
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) {
-                return Err(e);
             }
             if Instant::now() >= until {
                 return Ok(None);
@@ -220,8 +215,45 @@ impl BlockingConn {
         }
     }
 
+    /// Mid-result: what the socket holds, or what it holds after one coalescing interval.
+    fn coalesced(&mut self) -> io::Result<Option<usize>> {
+        if self.coalesce.is_zero() {
+            return Ok(None);
+        }
+        if let Some(n) = self.recv_now()? {
+            return Ok(Some(n));
+        }
+        std::thread::sleep(self.coalesce);
+        self.recv_now()
+    }
+
+    /// One read that never blocks: `None` if nothing has arrived.
+    #[cfg(target_os = "linux")]
+    fn recv_now(&mut self) -> io::Result<Option<usize>> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: recv writes at most `buf.len()` bytes into `buf`, which it borrows mutably
+        // for the call; the fd is owned by `sock`.
+        #[allow(unsafe_code)]
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                self.buf.as_mut_ptr().cast(),
+                self.buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(Some(n));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(e),
+        }
+    }
+
     #[cfg(not(target_os = "linux"))]
-    fn poll_socket(&mut self) -> io::Result<Option<usize>> {
+    fn recv_now(&mut self) -> io::Result<Option<usize>> {
         Ok(None)
     }
 }

@@ -81,6 +81,11 @@ impl BusyPoll {
         self.streaming = more;
     }
 
+    /// The last event was part of a result with more to come.
+    pub(crate) fn streaming(&self) -> bool {
+        self.streaming
+    }
+
     /// A read found nothing: the connection is waiting for its server.
     pub(crate) fn waiting(&mut self) {
         if !self.counted {

@@ -732,8 +732,13 @@ pub(crate) async fn dial<R: Runtime>(
             Hooks {
                 after_read: R::after_read,
                 read_now: R::read_now,
+                sleep: {
+                    let rt = rt.clone();
+                    Box::new(move |d| rt.sleep(d))
+                },
             },
             config.busy_poll,
+            config.stream_coalesce,
         )),
     }
 }

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod busy_poll;
+mod coalesce;
 mod config;
 mod connection;
 mod convert;

@@ -12,6 +12,7 @@ use dqlite_proto::{Config as CoreConfig, Connection as Core, Event, RequestId};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::busy_poll::BusyPoll;
+use crate::coalesce::{Coalesce, Sleep};
 use crate::error::{Error, Result};
 
 const READ_BUFFER: usize = 64 * 1024;
@@ -23,8 +24,12 @@ pub(crate) struct Wire<S> {
     rbuf: Box<[u8]>,
     /// Events of requests other than the one being waited for (pipelined requests).
     stash: VecDeque<Event>,
-    hooks: Hooks<S>,
+    /// [`Runtime::after_read`](crate::Runtime::after_read).
+    after_read: fn(&S),
+    /// [`Runtime::read_now`](crate::Runtime::read_now).
+    read_now: fn(&S, &mut [u8]) -> Option<io::Result<usize>>,
     spin: BusyPoll,
+    coalesce: Coalesce,
 }
 
 /// What the runtime adds to plain async reads.
@@ -33,22 +38,33 @@ pub(crate) struct Hooks<S> {
     pub(crate) after_read: fn(&S),
     /// A read that bypasses the reactor ([`Runtime::read_now`](crate::Runtime::read_now)).
     pub(crate) read_now: fn(&S, &mut [u8]) -> Option<io::Result<usize>>,
+    /// The runtime's timer ([`Runtime::sleep`](crate::Runtime::sleep)), for coalescing.
+    pub(crate) sleep: Sleep,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    /// Waiting policy: `busy_poll` for replies, `coalesce` in the middle of a result.
     pub(crate) fn new(
         stream: S,
         config: CoreConfig,
         hooks: Hooks<S>,
         busy_poll: Duration,
+        coalesce: Duration,
     ) -> Wire<S> {
+        let Hooks {
+            after_read,
+            read_now,
+            sleep,
+        } = hooks;
         Wire {
             stream,
             core: Core::new(config),
             rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
             stash: VecDeque::new(),
-            hooks,
+            after_read,
+            read_now,
             spin: BusyPoll::new(busy_poll),
+            coalesce: Coalesce::new(coalesce, sleep),
         }
     }
 
@@ -137,12 +153,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     false
                 }
             };
-            let mut read = Pin::new(&mut self.stream).poll_read(cx, &mut self.rbuf);
+            let mut read = None;
+            if self.spin.streaming() && !progressed && !write_blocked {
+                let (stream, rbuf, read_now) = (&self.stream, &mut self.rbuf, self.read_now);
+                match self.coalesce.poll_read(cx, || read_now(stream, rbuf)) {
+                    Some(Poll::Pending) => return Poll::Pending,
+                    direct => read = direct,
+                }
+            } else {
+                self.coalesce.reset();
+            }
+            let mut read =
+                read.unwrap_or_else(|| Pin::new(&mut self.stream).poll_read(cx, &mut self.rbuf));
             if read.is_pending() {
                 self.spin.waiting();
                 if !progressed && !write_blocked {
-                    let (stream, rbuf, read_now) =
-                        (&self.stream, &mut self.rbuf, self.hooks.read_now);
+                    let (stream, rbuf, read_now) = (&self.stream, &mut self.rbuf, self.read_now);
                     read = self.spin.poll_read(cx, || read_now(stream, rbuf));
                 }
             }
@@ -155,7 +181,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     return Poll::Ready(Err(Error::from(e)));
                 }
                 Poll::Ready(Ok(n)) => {
-                    (self.hooks.after_read)(&self.stream);
+                    self.coalesce.got_data();
+                    (self.after_read)(&self.stream);
                     self.core
                         .handle_input(self.rbuf.get(..n).unwrap_or_default());
                     progressed = true;
@@ -192,5 +219,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for NextEvent<'_, S> {
 impl<S> Drop for NextEvent<'_, S> {
     fn drop(&mut self) {
         self.wire.spin.gave_up();
+        self.wire.coalesce.reset();
     }
 }
