@@ -35,11 +35,13 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Reads from `stream` straight from the socket, never waiting and bypassing the
     /// runtime's reactor: `Some(Err(WouldBlock))` when nothing has arrived. The client uses
     /// it to busy-poll briefly for a reply before parking (see [`Config::busy_poll`]), which
-    /// saves the wake-up of a sleeping thread on fast networks. `None` (the default) means
-    /// the adapter cannot, and the client never busy-polls. It must not block: the socket
-    /// must be in non-blocking mode, as runtimes' sockets are.
+    /// saves the wake-up of a sleeping thread on fast networks, and to read a long result a
+    /// few frames at a time between naps (see [`Config::stream_coalesce`]). `None` (the
+    /// default) means the adapter cannot, and the client does neither. It must not block: the
+    /// socket must be in non-blocking mode, as runtimes' sockets are.
     ///
     /// [`Config::busy_poll`]: crate::Config::busy_poll
+    /// [`Config::stream_coalesce`]: crate::Config::stream_coalesce
     fn read_now(_stream: &Self::Stream, _buf: &mut [u8]) -> Option<io::Result<usize>> {
         None
     }
