@@ -12,6 +12,7 @@
 //! * b: 10 000 single-row INSERTs in one transaction, one at a time and pipelined;
 //! * c: fetching 100 000 rows x 4 columns, wall time and this process's CPU time: streamed
 //!   and every value read (as go-dqlite's `rows.Next`/`Scan`), and all rows kept by `fetch`;
+//!   medians of 5 runs each;
 //! * d: 2000 `SELECT 1` from 8 tasks over a pool of 8, queries per second;
 //! * e: time to the first result when the first of three addresses is a follower;
 //! * f: streaming 1 000 000 rows, this process's peak resident memory.
@@ -111,6 +112,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    percentile(v, 0.5)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
     sorted.get(i).copied().unwrap_or_default()
@@ -145,6 +151,8 @@ fn reset_peak_rss() {
 }
 
 const BIG_ROWS: i64 = 100_000;
+/// Workload c runs this many times in a row; its figures are the medians.
+const C_RUNS: usize = 5;
 const STREAM_ROWS: i64 = 1_000_000;
 
 fn config() -> Config {
@@ -245,32 +253,42 @@ async fn run_client<R: Runtime>(
     }
     if w.contains('c') {
         // As go-dqlite's rows.Next/Scan: stream the result and read every value.
-        let (t, cpu) = (Instant::now(), cpu_time());
-        let mut stream = conn
-            .stream("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
-            .await
-            .expect("stream");
-        let (mut n, mut check) = (0i64, 0usize);
-        while let Some(batch) = stream.next_batch().await.expect("batch") {
-            for row in batch.rows() {
-                check += scan(row);
-                n += 1;
+        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        for _ in 0..C_RUNS {
+            let (t, cpu) = (Instant::now(), cpu_time());
+            let mut stream = conn
+                .stream("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
+                .await
+                .expect("stream");
+            let (mut n, mut check) = (0i64, 0usize);
+            while let Some(batch) = stream.next_batch().await.expect("batch") {
+                for row in batch.rows() {
+                    check += scan(row);
+                    n += 1;
+                }
             }
+            drop(stream);
+            assert_eq!((n, check), (BIG_ROWS, BIG_ROWS as usize * 41));
+            walls.push(t.elapsed());
+            cpus.push(cpu_time() - cpu);
         }
-        drop(stream);
-        assert_eq!((n, check), (BIG_ROWS, BIG_ROWS as usize * 41));
-        report.num("c_wall_ms", ms(t.elapsed()));
-        report.num("c_cpu_ms", ms(cpu_time() - cpu));
+        report.num("c_wall_ms", ms(median(&mut walls)));
+        report.num("c_cpu_ms", ms(median(&mut cpus)));
         // Every row in memory at once, by `fetch`.
-        let (t, cpu) = (Instant::now(), cpu_time());
-        let rows = conn
-            .fetch("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
-            .await
-            .expect("fetch");
-        let check: usize = rows.iter().map(|r| scan(r.values())).sum();
-        assert_eq!(check, BIG_ROWS as usize * 41);
-        report.num("c_fetch_wall_ms", ms(t.elapsed()));
-        report.num("c_fetch_cpu_ms", ms(cpu_time() - cpu));
+        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        for _ in 0..C_RUNS {
+            let (t, cpu) = (Instant::now(), cpu_time());
+            let rows = conn
+                .fetch("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
+                .await
+                .expect("fetch");
+            let check: usize = rows.iter().map(|r| scan(r.values())).sum();
+            assert_eq!(check, BIG_ROWS as usize * 41);
+            walls.push(t.elapsed());
+            cpus.push(cpu_time() - cpu);
+        }
+        report.num("c_fetch_wall_ms", ms(median(&mut walls)));
+        report.num("c_fetch_cpu_ms", ms(median(&mut cpus)));
     }
     if w.contains('d') {
         let pool = Pool::new(
@@ -379,25 +397,30 @@ fn run_floor(leader: &str, w: &str, waiting: Waiting, report: &mut Report) {
         report.num("b_serial_ms", ms(t.elapsed()));
     }
     if w.contains('c') {
-        let (t, cpu) = (Instant::now(), cpu_time());
-        let mut check = 0usize;
-        c.call_each(
-            |p| {
-                p.query_sql(
-                    "SELECT id, a, b, c FROM big WHERE id <= ?",
-                    &[Value::Integer(BIG_ROWS)],
-                )
-            },
-            |reply| {
-                if let dqlite_proto::Reply::Rows(b) = reply {
-                    check += b.rows().map(scan).sum::<usize>();
-                }
-            },
-        )
-        .expect("fetch");
-        assert_eq!(check, BIG_ROWS as usize * 41);
-        report.num("c_wall_ms", ms(t.elapsed()));
-        report.num("c_cpu_ms", ms(cpu_time() - cpu));
+        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        for _ in 0..C_RUNS {
+            let (t, cpu) = (Instant::now(), cpu_time());
+            let mut check = 0usize;
+            c.call_each(
+                |p| {
+                    p.query_sql(
+                        "SELECT id, a, b, c FROM big WHERE id <= ?",
+                        &[Value::Integer(BIG_ROWS)],
+                    )
+                },
+                |reply| {
+                    if let dqlite_proto::Reply::Rows(b) = reply {
+                        check += b.rows().map(scan).sum::<usize>();
+                    }
+                },
+            )
+            .expect("fetch");
+            assert_eq!(check, BIG_ROWS as usize * 41);
+            walls.push(t.elapsed());
+            cpus.push(cpu_time() - cpu);
+        }
+        report.num("c_wall_ms", ms(median(&mut walls)));
+        report.num("c_cpu_ms", ms(median(&mut cpus)));
     }
 }
 

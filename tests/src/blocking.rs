@@ -84,8 +84,9 @@ impl BlockingConn {
     }
 
     /// Sleeps for `interval` before reading again when the socket is empty in the middle of a
-    /// multi-part result (zero, the default, never does), as the async client does by
-    /// default: the server's frames are read a few at a time instead of one per wake-up.
+    /// long result (from its 8th batch on; zero, the default, never does), as the async client
+    /// does by default: the server's frames are read a few at a time instead of one per
+    /// wake-up.
     pub fn set_stream_coalesce(&mut self, interval: Duration) {
         self.coalesce = interval;
     }
@@ -125,15 +126,16 @@ impl BlockingConn {
     ) -> Result<(), CallError> {
         let id = f(&mut self.core)?;
         self.flush()?;
-        // As the async client: no busy-polling in the middle of a multi-part result.
-        let mut streaming = false;
+        // As the async client: no busy-polling in the middle of a multi-part result, and
+        // coalescing from its 8th batch on.
+        let mut batches = 0u32;
         loop {
             while let Some(ev) = self.core.poll_event()? {
                 if ev.request != id {
                     continue;
                 }
                 let done = ev.completes_request();
-                streaming = !done;
+                batches += 1;
                 match ev.reply {
                     Reply::Failure(f) => return Err(Error::Server(f).into()),
                     reply => each(reply),
@@ -142,7 +144,7 @@ impl BlockingConn {
                     return Ok(());
                 }
             }
-            self.read_some(streaming)?;
+            self.read_some(batches)?;
         }
     }
 
@@ -173,12 +175,13 @@ impl BlockingConn {
         Ok(())
     }
 
-    /// Reads once: mid-result (`streaming`) with coalescing, otherwise after busy-polling.
-    fn read_some(&mut self, streaming: bool) -> Result<(), CallError> {
-        let polled = if streaming {
-            self.coalesced()?
-        } else {
-            self.poll_socket()?
+    /// Reads once, `batches` into a result: busy-polling for the first, coalescing from the
+    /// 8th on, plainly in between.
+    fn read_some(&mut self, batches: u32) -> Result<(), CallError> {
+        let polled = match batches {
+            0 => self.poll_socket()?,
+            1..8 => None,
+            _ => self.coalesced()?,
         };
         let n = match polled {
             Some(n) => n,

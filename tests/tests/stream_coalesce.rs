@@ -1,9 +1,9 @@
 //! Read coalescing in the middle of a multi-part result (`Config::stream_coalesce`) against a
 //! real node, seen through a runtime that counts the client's direct socket reads: with it, a
-//! long result is read straight from the socket between naps; without it, never; the rows are
-//! the same either way; behind a slow link (naps that find nothing) the result still arrives
-//! whole; and a stream dropped at any point (napping included) leaves the connection answering
-//! its own queries.
+//! long result is read straight from the socket between naps, a short one is not; without it,
+//! never; the rows are the same either way; behind a slow link (naps that find nothing) the
+//! result still arrives whole; and a stream dropped at any point (napping included) leaves the
+//! connection answering its own queries.
 
 mod support;
 
@@ -76,6 +76,11 @@ fn coalesced_reads_on_a_real_node() {
             "only {batches} batches: not a multi-part result"
         );
         assert!(n > 0, "no direct reads mid-result with coalescing on");
+        // A result of a few batches is read the usual way: no nap holds it back.
+        let (n, (rows, _, batches)) = reads_now(stream_all(&mut on, 300)).await;
+        assert_eq!(rows, 300);
+        assert!((2..8).contains(&batches), "{batches} batches for 300 rows");
+        assert_eq!(n, 0, "direct reads in a short result");
         let (n, (rows, sum, _)) = reads_now(stream_all(&mut off, ROWS)).await;
         assert_eq!((rows, sum), expected);
         assert_eq!(n, 0, "direct reads with coalescing off");

@@ -8,13 +8,17 @@
 //! bypassing the reactor) and, when the socket is empty, sleeps for the coalescing interval
 //! (without asking the reactor to wake it for data) before reading everything that came
 //! meanwhile. A nap after which nothing has come hands over to the reactor, so a slow server
-//! costs one interval, not a stall.
+//! costs one interval, not a stall. Only long results nap (from their [`AFTER_BATCHES`]th
+//! batch on): a result of a few frames must not wait an interval for its last ones.
 
 use std::io;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::runtime::BoxFuture;
+
+/// Batches of one result read the usual way before coalescing starts.
+const AFTER_BATCHES: u32 = 8;
 
 /// Makes the timer for a nap.
 pub(crate) type Sleep = Box<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -24,6 +28,8 @@ pub(crate) struct Coalesce {
     interval: Duration,
     sleep: Sleep,
     state: State,
+    /// Batches of the current result so far.
+    batches: u32,
 }
 
 enum State {
@@ -44,7 +50,17 @@ impl Coalesce {
             interval,
             sleep,
             state: State::Reading,
+            batches: 0,
         }
+    }
+
+    /// Notes an event: `more` when the server has more of the same result to send.
+    pub(crate) fn saw_event(&mut self, more: bool) {
+        self.batches = if more {
+            self.batches.saturating_add(1)
+        } else {
+            0
+        };
     }
 
     /// Data came in by whatever path: read directly again at the next need.
@@ -65,7 +81,7 @@ impl Coalesce {
         cx: &mut Context<'_>,
         mut read_now: impl FnMut() -> Option<io::Result<usize>>,
     ) -> Option<Poll<io::Result<usize>>> {
-        if self.interval.is_zero() {
+        if self.interval.is_zero() || self.batches < AFTER_BATCHES {
             return None;
         }
         loop {
@@ -120,7 +136,11 @@ mod tests {
                 Box::pin(std::future::pending())
             }
         });
-        (Coalesce::new(Duration::from_millis(1), sleep), naps)
+        let mut c = Coalesce::new(Duration::from_millis(1), sleep);
+        for _ in 0..AFTER_BATCHES {
+            c.saw_event(true);
+        }
+        (c, naps)
     }
 
     fn would_block() -> Option<io::Result<usize>> {
@@ -177,6 +197,23 @@ mod tests {
         assert!(matches!(
             c.poll_read(&mut cx, || Some(Ok(2))),
             Some(Poll::Ready(Ok(2)))
+        ));
+        assert_eq!(naps.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn short_results_and_finished_ones_do_not_nap() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let (mut c, naps) = coalescer(false);
+        c.saw_event(false);
+        for _ in 1..AFTER_BATCHES {
+            c.saw_event(true);
+            assert!(c.poll_read(&mut cx, would_block).is_none());
+        }
+        c.saw_event(true);
+        assert!(matches!(
+            c.poll_read(&mut cx, would_block),
+            Some(Poll::Pending)
         ));
         assert_eq!(naps.load(Ordering::Relaxed), 1);
     }

@@ -176,8 +176,9 @@ impl Config {
     ///
     /// A server sends a long result in frames of a few KiB as they are ready, usually more
     /// slowly than the client decodes them, so a client woken for every frame spends most of
-    /// its CPU time being woken. With coalescing, once the socket is empty mid-result the
-    /// connection sleeps this long and then reads everything that arrived meanwhile: streaming
+    /// its CPU time being woken. With coalescing, once the socket is empty in the middle of a
+    /// long result (from its 8th batch on: short ones are not held back) the connection
+    /// sleeps this long and then reads everything that arrived meanwhile: streaming
     /// 100 000 rows from a local node takes about half the CPU, and no longer (the server
     /// also has the CPU to itself more often). If nothing came during a nap, the connection
     /// waits for data as usual, so a slow server costs at most one interval. The last batch

@@ -139,6 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         loop {
             while let Some(ev) = self.core.poll_event()? {
                 self.spin.saw_event(!ev.completes_request());
+                self.coalesce.saw_event(!ev.completes_request());
                 if ev.request == id {
                     return Poll::Ready(Ok(ev));
                 }
