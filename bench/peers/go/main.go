@@ -26,6 +26,9 @@ const bigRows = 100000
 // Workload c runs this many times in a row; its figures are the medians.
 const cRuns = 5
 
+// Workload e runs this many times in a row; its figure is the median.
+const eRuns = 5
+
 var registered = 0
 
 // open returns a database/sql handle whose driver knows the given nodes, in order.
@@ -178,14 +181,19 @@ func main() {
 		num("d_qps", 2000/time.Since(t).Seconds())
 	}
 	if strings.Contains(w, "e") && len(nodes) > 1 {
-		// The caller passes the follower first.
-		t := time.Now()
-		db2 := open(nodes)
-		var x int64
-		if err := db2.QueryRow("SELECT 1").Scan(&x); err != nil {
-			fail(err)
+		// The caller passes the follower first. Five runs; the figure is the median.
+		var times []time.Duration
+		for run := 0; run < eRuns; run++ {
+			t := time.Now()
+			db2 := open(nodes)
+			var x int64
+			if err := db2.QueryRow("SELECT 1").Scan(&x); err != nil {
+				fail(err)
+			}
+			times = append(times, time.Since(t))
+			db2.Close()
 		}
-		num("e_first_result_ms", ms(time.Since(t)))
+		num("e_first_result_ms", ms(median(times)))
 	}
 	fmt.Println("{" + strings.Join(out, ",") + "}")
 }
