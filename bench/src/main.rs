@@ -12,7 +12,7 @@
 //! * b: 10 000 single-row INSERTs in one transaction, one at a time and pipelined;
 //! * c: fetching 100 000 rows x 4 columns, wall time and this process's CPU time: streamed
 //!   and every value read (as go-dqlite's `rows.Next`/`Scan`), and all rows kept by `fetch`;
-//!   medians of 5 runs each;
+//!   medians of 15 runs each;
 //! * d: 2000 `SELECT 1` from 8 tasks over a pool of 8, queries per second;
 //! * e: time to the first result when the first of three addresses is a follower (median of
 //!   5 runs);
@@ -153,7 +153,7 @@ fn reset_peak_rss() {
 
 const BIG_ROWS: i64 = 100_000;
 /// Workloads c and e run this many times in a row; their figures are the medians.
-const C_RUNS: usize = 5;
+const C_RUNS: usize = 15;
 const E_RUNS: usize = 5;
 const STREAM_ROWS: i64 = 1_000_000;
 

@@ -24,7 +24,7 @@ import (
 const bigRows = 100000
 
 // Workload c runs this many times in a row; its figures are the medians.
-const cRuns = 5
+const cRuns = 15
 
 // Workload e runs this many times in a row; its figure is the median.
 const eRuns = 5
@@ -128,7 +128,7 @@ func main() {
 		num("b_serial_ms", ms(time.Since(t)))
 	}
 	if strings.Contains(w, "c") {
-		// Five runs in a row; the figures are the medians.
+		// Fifteen runs in a row; the figures are the medians.
 		var walls, cpus []time.Duration
 		for run := 0; run < cRuns; run++ {
 			t, cpu := time.Now(), cpuTime()

@@ -94,7 +94,7 @@ async def run(nodes: list[str], w: str) -> list[tuple[str, float]]:
             out.append(("b_serial_ms", (time.perf_counter_ns() - t) / 1e6))
 
         if "c" in w:
-            # Three runs in a row (five for the other clients, whose runs are ten times
+            # Three runs in a row (fifteen for the other clients, whose runs are ten times
             # shorter); the figures are the medians.
             walls, cpus = [], []
             for _ in range(C_RUNS):
