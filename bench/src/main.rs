@@ -113,6 +113,32 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Wall and CPU times of repeated runs of one workload, reported as medians.
+#[derive(Default)]
+struct Runs {
+    walls: Vec<Duration>,
+    cpus: Vec<Duration>,
+}
+
+impl Runs {
+    /// The clocks at the start of a run.
+    fn start() -> (Instant, Duration) {
+        (Instant::now(), cpu_time())
+    }
+
+    /// Records a run that began at `start`.
+    fn done(&mut self, (t, cpu): (Instant, Duration)) {
+        self.walls.push(t.elapsed());
+        self.cpus.push(cpu_time() - cpu);
+    }
+
+    /// Reports `{prefix}_wall_ms` and `{prefix}_cpu_ms`.
+    fn report(mut self, report: &mut Report, prefix: &str) {
+        report.num(&format!("{prefix}_wall_ms"), ms(median(&mut self.walls)));
+        report.num(&format!("{prefix}_cpu_ms"), ms(median(&mut self.cpus)));
+    }
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     percentile(v, 0.5)
@@ -255,9 +281,9 @@ async fn run_client<R: Runtime>(
     }
     if w.contains('c') {
         // As go-dqlite's rows.Next/Scan: stream the result and read every value.
-        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        let mut runs = Runs::default();
         for _ in 0..C_RUNS {
-            let (t, cpu) = (Instant::now(), cpu_time());
+            let start = Runs::start();
             let mut stream = conn
                 .stream("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
                 .await
@@ -271,26 +297,22 @@ async fn run_client<R: Runtime>(
             }
             drop(stream);
             assert_eq!((n, check), (BIG_ROWS, BIG_ROWS as usize * 41));
-            walls.push(t.elapsed());
-            cpus.push(cpu_time() - cpu);
+            runs.done(start);
         }
-        report.num("c_wall_ms", ms(median(&mut walls)));
-        report.num("c_cpu_ms", ms(median(&mut cpus)));
+        runs.report(report, "c");
         // Every row in memory at once, by `fetch`.
-        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        let mut runs = Runs::default();
         for _ in 0..C_RUNS {
-            let (t, cpu) = (Instant::now(), cpu_time());
+            let start = Runs::start();
             let rows = conn
                 .fetch("SELECT id, a, b, c FROM big WHERE id <= ?", (BIG_ROWS,))
                 .await
                 .expect("fetch");
             let check: usize = rows.iter().map(|r| scan(r.values())).sum();
             assert_eq!(check, BIG_ROWS as usize * 41);
-            walls.push(t.elapsed());
-            cpus.push(cpu_time() - cpu);
+            runs.done(start);
         }
-        report.num("c_fetch_wall_ms", ms(median(&mut walls)));
-        report.num("c_fetch_cpu_ms", ms(median(&mut cpus)));
+        runs.report(report, "c_fetch");
     }
     if w.contains('d') {
         let pool = Pool::new(
@@ -403,9 +425,9 @@ fn run_floor(leader: &str, w: &str, waiting: Waiting, report: &mut Report) {
         report.num("b_serial_ms", ms(t.elapsed()));
     }
     if w.contains('c') {
-        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        let mut runs = Runs::default();
         for _ in 0..C_RUNS {
-            let (t, cpu) = (Instant::now(), cpu_time());
+            let start = Runs::start();
             let mut check = 0usize;
             c.call_each(
                 |p| {
@@ -422,11 +444,9 @@ fn run_floor(leader: &str, w: &str, waiting: Waiting, report: &mut Report) {
             )
             .expect("fetch");
             assert_eq!(check, BIG_ROWS as usize * 41);
-            walls.push(t.elapsed());
-            cpus.push(cpu_time() - cpu);
+            runs.done(start);
         }
-        report.num("c_wall_ms", ms(median(&mut walls)));
-        report.num("c_cpu_ms", ms(median(&mut cpus)));
+        runs.report(report, "c");
     }
 }
 

@@ -180,7 +180,7 @@ impl BlockingConn {
     fn read_some(&mut self, batches: u32) -> Result<(), CallError> {
         let polled = match batches {
             0 => self.poll_socket()?,
-            1..8 => None,
+            1..COALESCE_FROM_BATCH => None,
             _ => self.coalesced()?,
         };
         let n = match polled {
@@ -260,6 +260,9 @@ impl BlockingConn {
         Ok(None)
     }
 }
+
+/// The batch of a result from which reads are coalesced, as in the async client.
+const COALESCE_FROM_BATCH: u32 = 8;
 
 /// Re-arms `TCP_QUICKACK` (Linux), which the kernel clears after a while: without it a
 /// delayed ACK and the server's Nagle can stall the tail of a large result by ~40 ms.

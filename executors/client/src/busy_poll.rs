@@ -3,9 +3,9 @@
 //! When a read finds nothing, the wire may keep trying the socket directly (through
 //! [`Runtime::read_now`](crate::Runtime::read_now)) until a short window closes: in bursts
 //! of up to [`BURST`], asking the executor to poll it again at once after each instead of
-//! parking. A reply that arrives within the
-//! window is then read without the wake-up of a sleeping thread, which on loopback or a fast
-//! LAN is a large part of a small request's latency.
+//! parking. A reply that arrives within the window is then read without the wake-up of a
+//! sleeping thread, which on loopback or a fast LAN is a large part of a small request's
+//! latency.
 //!
 //! Polling is kept to the waits where it pays and costs little:
 //! * only when this is the only connection of the process waiting for a server: with
@@ -44,8 +44,6 @@ pub(crate) struct BusyPoll {
     state: Spin,
     /// This connection is counted in [`WAITING`].
     counted: bool,
-    /// The last event was part of a result with more to come.
-    streaming: bool,
     /// Waits left that park without polling.
     skip: u32,
     /// What `skip` becomes after the next window that closes empty.
@@ -70,20 +68,9 @@ impl BusyPoll {
             window,
             state: Spin::Idle,
             counted: false,
-            streaming: false,
             skip: 0,
             penalty: 0,
         }
-    }
-
-    /// Notes an event: `more` when the server has more of the same result to send.
-    pub(crate) fn saw_event(&mut self, more: bool) {
-        self.streaming = more;
-    }
-
-    /// The last event was part of a result with more to come.
-    pub(crate) fn streaming(&self) -> bool {
-        self.streaming
     }
 
     /// A read found nothing: the connection is waiting for its server.
@@ -117,18 +104,20 @@ impl BusyPoll {
     }
 
     /// One try while waiting: what `read_now` returned, or `Pending`, having asked `cx` to
-    /// poll again at once while the window is open. `read_now` is `None` when the runtime
-    /// cannot read without its reactor, which turns polling off.
+    /// poll again at once while the window is open. `mid_result`: the server is in the middle
+    /// of a multi-part result (no polling then). `read_now` is `None` when the runtime cannot
+    /// read without its reactor, which turns polling off.
     pub(crate) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
+        mid_result: bool,
         mut read_now: impl FnMut() -> Option<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         let until = match self.state {
             Spin::Parked => return Poll::Pending,
             Spin::Polling(until) => until,
             Spin::Idle => {
-                if self.window.is_zero() || self.streaming {
+                if self.window.is_zero() || mid_result {
                     return Poll::Pending;
                 }
                 self.state = Spin::Parked;
@@ -188,11 +177,16 @@ mod tests {
 
     /// Waits until a window closes empty; true if the wait polled at all.
     fn empty_wait(bp: &mut BusyPoll) -> bool {
+        empty_wait_in(bp, false)
+    }
+
+    /// As [`empty_wait`], with the server mid-result or not.
+    fn empty_wait_in(bp: &mut BusyPoll, mid_result: bool) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         bp.waiting();
         let mut polled = false;
         while bp
-            .poll_read(&mut cx, || {
+            .poll_read(&mut cx, mid_result, || {
                 polled = true;
                 would_block()
             })
@@ -223,15 +217,13 @@ mod tests {
         // A reply caught while polling resets the back-off.
         bp.waiting();
         assert!(matches!(
-            bp.poll_read(&mut cx, || Some(Ok(5))),
+            bp.poll_read(&mut cx, false, || Some(Ok(5))),
             Poll::Ready(Ok(5))
         ));
         bp.wait_over();
         assert_eq!(bp.penalty, 0);
         // Mid-result, and with another connection waiting, it parks at once.
-        bp.saw_event(true);
-        assert!(!empty_wait(&mut bp));
-        bp.saw_event(false);
+        assert!(!empty_wait_in(&mut bp, true));
         let mut other = BusyPoll::new(Duration::from_micros(20));
         other.waiting();
         assert!(!empty_wait(&mut bp));
@@ -241,7 +233,7 @@ mod tests {
         // A runtime without read_now turns it off.
         let mut bp = BusyPoll::new(Duration::from_micros(20));
         bp.waiting();
-        assert!(bp.poll_read(&mut cx, || None).is_pending());
+        assert!(bp.poll_read(&mut cx, false, || None).is_pending());
         bp.wait_over();
         assert!(!empty_wait(&mut bp));
         assert!(bp.window.is_zero());

@@ -28,8 +28,6 @@ pub(crate) struct Coalesce {
     interval: Duration,
     sleep: Sleep,
     state: State,
-    /// Batches of the current result so far.
-    batches: u32,
 }
 
 enum State {
@@ -50,38 +48,26 @@ impl Coalesce {
             interval,
             sleep,
             state: State::Reading,
-            batches: 0,
         }
     }
 
-    /// Notes an event: `more` when the server has more of the same result to send.
-    pub(crate) fn saw_event(&mut self, more: bool) {
-        self.batches = if more {
-            self.batches.saturating_add(1)
-        } else {
-            0
-        };
-    }
-
-    /// Data came in by whatever path: read directly again at the next need.
-    pub(crate) fn got_data(&mut self) {
-        self.state = State::Reading;
-    }
-
-    /// The waiter gave up, or the result is over: no nap is pending.
+    /// Data came in by whatever path, the waiter gave up, or the result is over: no nap is
+    /// pending, and the next need reads directly again.
     pub(crate) fn reset(&mut self) {
         self.state = State::Reading;
     }
 
-    /// The next read mid-result: `None` when the caller should read through the reactor as
-    /// usual (coalescing off or handed over), `Some(Pending)` while napping (the timer will
-    /// wake the task), or what the direct read returned.
+    /// The next read, `batches` into a result: `None` when the caller should read through the
+    /// reactor as usual (coalescing off, a short result so far, or handed over),
+    /// `Some(Pending)` while napping (the timer will wake the task), or what the direct read
+    /// returned.
     pub(crate) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
+        batches: u32,
         mut read_now: impl FnMut() -> Option<io::Result<usize>>,
     ) -> Option<Poll<io::Result<usize>>> {
-        if self.interval.is_zero() || self.batches < AFTER_BATCHES {
+        if self.interval.is_zero() || batches < AFTER_BATCHES {
             return None;
         }
         loop {
@@ -136,11 +122,7 @@ mod tests {
                 Box::pin(std::future::pending())
             }
         });
-        let mut c = Coalesce::new(Duration::from_millis(1), sleep);
-        for _ in 0..AFTER_BATCHES {
-            c.saw_event(true);
-        }
-        (c, naps)
+        (Coalesce::new(Duration::from_millis(1), sleep), naps)
     }
 
     fn would_block() -> Option<io::Result<usize>> {
@@ -153,13 +135,13 @@ mod tests {
         // Data there: returned at once, no nap.
         let (mut c, naps) = coalescer(true);
         assert!(matches!(
-            c.poll_read(&mut cx, || Some(Ok(7))),
+            c.poll_read(&mut cx, AFTER_BATCHES, || Some(Ok(7))),
             Some(Poll::Ready(Ok(7)))
         ));
         assert_eq!(naps.load(Ordering::Relaxed), 0);
         // Empty, then data after the nap: one nap, then the data.
         let reads = Cell::new(0);
-        let r = c.poll_read(&mut cx, || {
+        let r = c.poll_read(&mut cx, AFTER_BATCHES, || {
             reads.set(reads.get() + 1);
             if reads.get() == 1 {
                 would_block()
@@ -170,12 +152,14 @@ mod tests {
         assert!(matches!(r, Some(Poll::Ready(Ok(3)))));
         assert_eq!(naps.load(Ordering::Relaxed), 1);
         // Empty before and after a nap: handed over to the reactor until data comes.
-        assert!(c.poll_read(&mut cx, would_block).is_none());
+        assert!(c.poll_read(&mut cx, AFTER_BATCHES, would_block).is_none());
         assert_eq!(naps.load(Ordering::Relaxed), 2);
-        assert!(c.poll_read(&mut cx, || Some(Ok(1))).is_none());
-        c.got_data();
+        assert!(c
+            .poll_read(&mut cx, AFTER_BATCHES, || Some(Ok(1)))
+            .is_none());
+        c.reset();
         assert!(matches!(
-            c.poll_read(&mut cx, || Some(Ok(1))),
+            c.poll_read(&mut cx, AFTER_BATCHES, || Some(Ok(1))),
             Some(Poll::Ready(Ok(1)))
         ));
     }
@@ -185,17 +169,17 @@ mod tests {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let (mut c, naps) = coalescer(false);
         assert!(matches!(
-            c.poll_read(&mut cx, would_block),
+            c.poll_read(&mut cx, AFTER_BATCHES, would_block),
             Some(Poll::Pending)
         ));
         // Still napping: the socket is not even tried.
         assert!(matches!(
-            c.poll_read(&mut cx, || panic!("read while napping")),
+            c.poll_read(&mut cx, AFTER_BATCHES, || panic!("read while napping")),
             Some(Poll::Pending)
         ));
         c.reset();
         assert!(matches!(
-            c.poll_read(&mut cx, || Some(Ok(2))),
+            c.poll_read(&mut cx, AFTER_BATCHES, || Some(Ok(2))),
             Some(Poll::Ready(Ok(2)))
         ));
         assert_eq!(naps.load(Ordering::Relaxed), 1);
@@ -205,14 +189,11 @@ mod tests {
     fn short_results_and_finished_ones_do_not_nap() {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let (mut c, naps) = coalescer(false);
-        c.saw_event(false);
-        for _ in 1..AFTER_BATCHES {
-            c.saw_event(true);
-            assert!(c.poll_read(&mut cx, would_block).is_none());
+        for batches in 0..AFTER_BATCHES {
+            assert!(c.poll_read(&mut cx, batches, would_block).is_none());
         }
-        c.saw_event(true);
         assert!(matches!(
-            c.poll_read(&mut cx, would_block),
+            c.poll_read(&mut cx, AFTER_BATCHES, would_block),
             Some(Poll::Pending)
         ));
         assert_eq!(naps.load(Ordering::Relaxed), 1);
@@ -225,9 +206,13 @@ mod tests {
             Duration::ZERO,
             Box::new(|_| Box::pin(std::future::ready(()))),
         );
-        assert!(c.poll_read(&mut cx, || Some(Ok(1))).is_none());
+        assert!(c
+            .poll_read(&mut cx, AFTER_BATCHES, || Some(Ok(1)))
+            .is_none());
         let (mut c, _) = coalescer(true);
-        assert!(c.poll_read(&mut cx, || None).is_none());
-        assert!(c.poll_read(&mut cx, || Some(Ok(1))).is_none());
+        assert!(c.poll_read(&mut cx, AFTER_BATCHES, || None).is_none());
+        assert!(c
+            .poll_read(&mut cx, AFTER_BATCHES, || Some(Ok(1)))
+            .is_none());
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Wire<S> {
     read_now: fn(&S, &mut [u8]) -> Option<io::Result<usize>>,
     spin: BusyPoll,
     coalesce: Coalesce,
+    /// Batches received so far of a result with more to come (0: between results).
+    batches: u32,
 }
 
 /// What the runtime adds to plain async reads.
@@ -65,6 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             read_now,
             spin: BusyPoll::new(busy_poll),
             coalesce: Coalesce::new(coalesce, sleep),
+            batches: 0,
         }
     }
 
@@ -138,8 +141,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     fn poll_event_for(&mut self, cx: &mut Context<'_>, id: RequestId) -> Poll<Result<Event>> {
         loop {
             while let Some(ev) = self.core.poll_event()? {
-                self.spin.saw_event(!ev.completes_request());
-                self.coalesce.saw_event(!ev.completes_request());
+                // Batches of the result being received so far (0: between results).
+                self.batches = if ev.completes_request() {
+                    0
+                } else {
+                    self.batches.saturating_add(1)
+                };
                 if ev.request == id {
                     return Poll::Ready(Ok(ev));
                 }
@@ -155,9 +162,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 }
             };
             let mut read = None;
-            if self.spin.streaming() && !progressed && !write_blocked {
+            if self.batches > 0 && !progressed && !write_blocked {
                 let (stream, rbuf, read_now) = (&self.stream, &mut self.rbuf, self.read_now);
-                match self.coalesce.poll_read(cx, || read_now(stream, rbuf)) {
+                match self
+                    .coalesce
+                    .poll_read(cx, self.batches, || read_now(stream, rbuf))
+                {
                     Some(Poll::Pending) => return Poll::Pending,
                     direct => read = direct,
                 }
@@ -170,7 +180,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 self.spin.waiting();
                 if !progressed && !write_blocked {
                     let (stream, rbuf, read_now) = (&self.stream, &mut self.rbuf, self.read_now);
-                    read = self.spin.poll_read(cx, || read_now(stream, rbuf));
+                    let mid_result = self.batches > 0;
+                    read = self
+                        .spin
+                        .poll_read(cx, mid_result, || read_now(stream, rbuf));
                 }
             }
             if read.is_ready() {
@@ -182,7 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     return Poll::Ready(Err(Error::from(e)));
                 }
                 Poll::Ready(Ok(n)) => {
-                    self.coalesce.got_data();
+                    self.coalesce.reset();
                     (self.after_read)(&self.stream);
                     self.core
                         .handle_input(self.rbuf.get(..n).unwrap_or_default());
