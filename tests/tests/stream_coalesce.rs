@@ -3,22 +3,27 @@
 //! long result is read straight from the socket between naps, a short one is not; without it,
 //! never; the rows are the same either way; behind a slow link (naps that find nothing) the
 //! result still arrives whole; and a stream dropped at any point (napping included) leaves the
-//! connection answering its own queries.
+//! connection answering its own queries. On tokio, whose `sleep` rounds a 1 ms nap up to about
+//! 2 ms, the adapter's own nap timer (a timerfd on Linux) carries the naps, and abandoning
+//! naps mid-way does no harm.
 
 mod support;
 
-use std::time::Duration;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use dqlite_client::{Config, Connection};
+use dqlite_client::{BoxFuture, Config, Connection, NapTimer, Runtime};
 use dqlite_tests::cancel::drop_after;
 use dqlite_tests::harness::Cluster;
 use dqlite_tests::proxy::Proxy;
+use dqlite_tokio::Tokio;
 use support::{reads_now, Counting};
 
 const ROWS: i64 = 20_000;
 
 /// Streams the first `limit` rows of `big` and returns (rows, sum of x, batches).
-async fn stream_all(conn: &mut Connection<Counting>, limit: i64) -> (i64, i64, usize) {
+async fn stream_all<R: Runtime>(conn: &mut Connection<R>, limit: i64) -> (i64, i64, usize) {
     let mut stream = conn
         .stream("SELECT x, t FROM big WHERE x <= ? ORDER BY x", (limit,))
         .await
@@ -40,6 +45,19 @@ async fn stream_all(conn: &mut Connection<Counting>, limit: i64) -> (i64, i64, u
     (rows, sum, batches)
 }
 
+/// Creates `big`: `ROWS` rows of (x, 40-digit text of x).
+async fn create_big<R: Runtime>(conn: &mut Connection<R>) {
+    conn.execute_batch(&format!(
+        "CREATE TABLE big (x INTEGER, t TEXT); \
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {ROWS}) \
+         INSERT INTO big SELECT x, printf('%040d', x) FROM c"
+    ))
+    .await
+    .expect("create big");
+}
+
+const EXPECTED: (i64, i64) = (ROWS, ROWS * (ROWS + 1) / 2);
+
 #[test]
 fn coalesced_reads_on_a_real_node() {
     let cluster = Cluster::start(1);
@@ -59,14 +77,8 @@ fn coalesced_reads_on_a_real_node() {
             config.clone().stream_coalesce(Duration::ZERO),
         )
         .await;
-        on.execute_batch(&format!(
-            "CREATE TABLE big (x INTEGER, t TEXT); \
-             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {ROWS}) \
-             INSERT INTO big SELECT x, printf('%040d', x) FROM c"
-        ))
-        .await
-        .expect("create big");
-        let expected = (ROWS, ROWS * (ROWS + 1) / 2);
+        create_big(&mut on).await;
+        let expected = EXPECTED;
 
         let (n, (rows, sum, batches)) = reads_now(stream_all(&mut on, ROWS)).await;
         println!("stream_coalesce: {batches} batches, {n} direct reads");
@@ -116,5 +128,137 @@ fn coalesced_reads_on_a_real_node() {
         }
         println!("stream_coalesce: dropped at {dropped} of 40 points");
         assert!(dropped > 10, "too few cancellation points ({dropped})");
+    });
+}
+
+/// Naps taken, and their total length in microseconds.
+static NAPS: AtomicU64 = AtomicU64::new(0);
+static NAPPED_MICROS: AtomicU64 = AtomicU64::new(0);
+
+/// tokio, timing every nap: on the adapter's own nap timer (`precise`) or on `tokio::time`.
+#[derive(Clone)]
+struct TimedNaps {
+    precise: bool,
+}
+
+impl Runtime for TimedNaps {
+    type Stream = <Tokio as Runtime>::Stream;
+
+    fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>> {
+        Tokio.connect(address)
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Tokio.sleep(duration)
+    }
+
+    fn after_read(stream: &Self::Stream) {
+        Tokio::after_read(stream)
+    }
+
+    fn read_now(stream: &Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        Tokio::read_now(stream, buf)
+    }
+
+    fn nap_timer(&self) -> NapTimer {
+        let timer: NapTimer = if self.precise {
+            Tokio.nap_timer()
+        } else {
+            Box::new(|d| Tokio.sleep(d))
+        };
+        Box::new(move |d| {
+            let nap = timer(d);
+            Box::pin(async move {
+                let t = Instant::now();
+                nap.await;
+                NAPS.fetch_add(1, Ordering::Relaxed);
+                NAPPED_MICROS.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+            })
+        })
+    }
+}
+
+/// Streams the whole of `big` over `conn`: (naps taken, their mean length in µs).
+async fn timed_naps(conn: &mut Connection<TimedNaps>) -> (u64, u64) {
+    let (naps, micros) = (
+        NAPS.load(Ordering::Relaxed),
+        NAPPED_MICROS.load(Ordering::Relaxed),
+    );
+    let (rows, sum, _) = stream_all(conn, ROWS).await;
+    assert_eq!((rows, sum), EXPECTED);
+    let naps = NAPS.load(Ordering::Relaxed) - naps;
+    let micros = NAPPED_MICROS.load(Ordering::Relaxed) - micros;
+    (naps, micros.checked_div(naps).unwrap_or(0))
+}
+
+#[test]
+fn tokio_naps_on_its_own_timer() {
+    let cluster = Cluster::start(1);
+    let leader = cluster.wait_ready(1);
+    let proxy = Proxy::start(cluster.db_address(leader));
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let config = Config::new()
+            .database("tokio_naps")
+            .busy_poll(Duration::ZERO);
+        let connect = |precise: bool, address: String| {
+            let config = config.clone();
+            async move {
+                Connection::connect(TimedNaps { precise }, &address, config)
+                    .await
+                    .expect("connect")
+            }
+        };
+        let mut precise = connect(true, proxy.address().to_string()).await;
+        let mut coarse = connect(false, proxy.address().to_string()).await;
+        create_big(&mut precise).await;
+        // A link that forwards a chunk a millisecond keeps the socket short of data, so the
+        // client naps. Both read the whole result; the figures show what each timer makes of
+        // a 1 ms nap.
+        proxy.set_latency(Duration::from_millis(1));
+        let mut taken = 0;
+        for _ in 0..2 {
+            let (naps, mean) = timed_naps(&mut precise).await;
+            let (coarse_naps, coarse_mean) = timed_naps(&mut coarse).await;
+            println!(
+                "tokio naps of 1 ms: adapter timer {naps} naps, mean {mean} µs; \
+                 tokio::time {coarse_naps} naps, mean {coarse_mean} µs"
+            );
+            if naps > 0 {
+                assert!(mean >= 1000, "naps of 1 ms ended early (mean {mean} µs)");
+            }
+            taken += naps;
+        }
+        assert!(taken > 0, "no naps in two long results over a slow link");
+
+        // Over a slow link, naps are abandoned at every point of the result: the connection
+        // goes on answering, and its later naps still last their time.
+        let mut slow = precise;
+        proxy.set_latency(Duration::from_millis(3));
+        let mut dropped = 0;
+        for polls in 1..=30u32 {
+            if drop_after(stream_all(&mut slow, 4_000), polls as usize)
+                .await
+                .is_none()
+            {
+                dropped += 1;
+            }
+            let v = i64::from(polls);
+            assert_eq!(
+                slow.fetch_val::<i64>("SELECT ?", (v,))
+                    .await
+                    .expect("select"),
+                v
+            );
+        }
+        assert!(dropped > 10, "too few cancellation points ({dropped})");
+        proxy.set_latency(Duration::from_millis(1));
+        let (naps, mean) = timed_naps(&mut slow).await;
+        println!("tokio naps after {dropped} abandoned streams: {naps} naps, mean {mean} µs");
+        assert!(naps > 0, "no naps after abandoned streams");
+        assert!(
+            mean >= 1000,
+            "naps ended early after abandoned ones ({mean} µs)"
+        );
     });
 }

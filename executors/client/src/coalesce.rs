@@ -5,28 +5,26 @@
 //! usually more slowly than the client decodes them: a client woken for every frame spends
 //! most of its CPU time being woken. Instead, while a result is arriving, the wire reads
 //! whatever the socket holds straight from it ([`Runtime::read_now`](crate::Runtime::read_now),
-//! bypassing the reactor) and, when the socket is empty, sleeps for the coalescing interval
-//! (without asking the reactor to wake it for data) before reading everything that came
-//! meanwhile. A nap after which nothing has come hands over to the reactor, so a slow server
-//! costs one interval, not a stall. Only long results nap (from their [`AFTER_BATCHES`]th
-//! batch on): a result of a few frames must not wait an interval for its last ones.
+//! bypassing the reactor) and, when the socket is empty, naps for the coalescing interval on
+//! the runtime's [nap timer](crate::Runtime::nap_timer) (without asking the reactor to wake it
+//! for data) before reading everything that came meanwhile. A nap after which nothing has come
+//! hands over to the reactor, so a slow server costs one interval, not a stall. Only long
+//! results nap (from their [`AFTER_BATCHES`]th batch on): a result of a few frames must not
+//! wait an interval for its last ones.
 
 use std::io;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::runtime::BoxFuture;
+use crate::runtime::{BoxFuture, NapTimer};
 
 /// Batches of one result read the usual way before coalescing starts.
 const AFTER_BATCHES: u32 = 8;
 
-/// Makes the timer for a nap.
-pub(crate) type Sleep = Box<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
-
 /// One connection's coalescing state.
 pub(crate) struct Coalesce {
     interval: Duration,
-    sleep: Sleep,
+    nap: NapTimer,
     state: State,
 }
 
@@ -43,10 +41,10 @@ enum State {
 
 impl Coalesce {
     /// Naps for `interval` between reads mid-result; zero never does.
-    pub(crate) fn new(interval: Duration, sleep: Sleep) -> Coalesce {
+    pub(crate) fn new(interval: Duration, nap: NapTimer) -> Coalesce {
         Coalesce {
             interval,
-            sleep,
+            nap,
             state: State::Reading,
         }
     }
@@ -91,7 +89,7 @@ impl Coalesce {
                             self.state = State::Parked;
                             return None;
                         }
-                        self.state = State::Napping((self.sleep)(self.interval));
+                        self.state = State::Napping((self.nap)(self.interval));
                     }
                     Some(result) => {
                         self.state = State::Reading;
@@ -114,7 +112,7 @@ mod tests {
     fn coalescer(done: bool) -> (Coalesce, Arc<AtomicUsize>) {
         let naps = Arc::new(AtomicUsize::new(0));
         let n = naps.clone();
-        let sleep: Sleep = Box::new(move |_| {
+        let nap: NapTimer = Box::new(move |_| {
             n.fetch_add(1, Ordering::Relaxed);
             if done {
                 Box::pin(std::future::ready(()))
@@ -122,7 +120,7 @@ mod tests {
                 Box::pin(std::future::pending())
             }
         });
-        (Coalesce::new(Duration::from_millis(1), sleep), naps)
+        (Coalesce::new(Duration::from_millis(1), nap), naps)
     }
 
     fn would_block() -> Option<io::Result<usize>> {

@@ -732,10 +732,7 @@ pub(crate) async fn dial<R: Runtime>(
             Hooks {
                 after_read: R::after_read,
                 read_now: R::read_now,
-                sleep: {
-                    let rt = rt.clone();
-                    Box::new(move |d| rt.sleep(d))
-                },
+                nap: rt.nap_timer(),
             },
             config.busy_poll,
             config.stream_coalesce,

@@ -39,7 +39,7 @@ pub use error::{Error, Result};
 pub use params::IntoParams;
 pub use pool::{Pool, PoolOptions, PoolStatus, PooledConnection};
 pub use row::{ColumnIndex, Row};
-pub use runtime::{BoxFuture, Runtime};
+pub use runtime::{BoxFuture, NapTimer, Runtime};
 pub use statement::Statement;
 pub use stream::RowStream;
 pub use transaction::Transaction;

@@ -11,6 +11,10 @@ use futures_util::future::{select, Either};
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// One connection's timer for its naps between reads of a long result
+/// ([`Runtime::nap_timer`]): each call starts a nap of about the given length.
+pub type NapTimer = Box<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// An async runtime, as the client needs it. Adapter crates implement this in a few lines.
 pub trait Runtime: Clone + Send + Sync + 'static {
     /// The TCP stream type.
@@ -44,6 +48,20 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// [`Config::stream_coalesce`]: crate::Config::stream_coalesce
     fn read_now(_stream: &Self::Stream, _buf: &mut [u8]) -> Option<io::Result<usize>> {
         None
+    }
+
+    /// Makes the timer one connection naps on in the middle of a long result (see
+    /// [`Config::stream_coalesce`]), called once per connection; the connection has at most
+    /// one nap under way at a time. Naps are short (1 ms by default) and should end close to
+    /// their time: every bit of oversleep is data left waiting in the socket. The default
+    /// naps with [`sleep`](Runtime::sleep), which suits runtimes whose timers are precise
+    /// (smol, async-std); an adapter whose timer rounds up (tokio's timer wheel turns a 1 ms
+    /// sleep into about 2 ms) overrides it.
+    ///
+    /// [`Config::stream_coalesce`]: crate::Config::stream_coalesce
+    fn nap_timer(&self) -> NapTimer {
+        let rt = self.clone();
+        Box::new(move |duration| rt.sleep(duration))
     }
 }
 

@@ -12,8 +12,9 @@ use dqlite_proto::{Config as CoreConfig, Connection as Core, Event, RequestId};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::busy_poll::BusyPoll;
-use crate::coalesce::{Coalesce, Sleep};
+use crate::coalesce::Coalesce;
 use crate::error::{Error, Result};
+use crate::runtime::NapTimer;
 
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -40,8 +41,8 @@ pub(crate) struct Hooks<S> {
     pub(crate) after_read: fn(&S),
     /// A read that bypasses the reactor ([`Runtime::read_now`](crate::Runtime::read_now)).
     pub(crate) read_now: fn(&S, &mut [u8]) -> Option<io::Result<usize>>,
-    /// The runtime's timer ([`Runtime::sleep`](crate::Runtime::sleep)), for coalescing.
-    pub(crate) sleep: Sleep,
+    /// The timer for coalescing naps ([`Runtime::nap_timer`](crate::Runtime::nap_timer)).
+    pub(crate) nap: NapTimer,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
@@ -56,7 +57,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         let Hooks {
             after_read,
             read_now,
-            sleep,
+            nap,
         } = hooks;
         Wire {
             stream,
@@ -66,7 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             after_read,
             read_now,
             spin: BusyPoll::new(busy_poll),
-            coalesce: Coalesce::new(coalesce, sleep),
+            coalesce: Coalesce::new(coalesce, nap),
             batches: 0,
         }
     }

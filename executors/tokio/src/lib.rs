@@ -17,6 +17,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+mod nap;
+
 use std::io;
 use std::time::Duration;
 
@@ -56,6 +59,13 @@ impl Runtime for Tokio {
             &mut &*socket2::SockRef::from(stream.get_ref()),
             buf,
         ))
+    }
+
+    /// On Linux, naps on a timerfd registered with tokio's reactor: `tokio::time::sleep`
+    /// rounds a 1 ms nap up to about 2 ms. Elsewhere, the default.
+    #[cfg(target_os = "linux")]
+    fn nap_timer(&self) -> NapTimer {
+        nap::timer()
     }
 }
 
