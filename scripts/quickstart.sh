@@ -5,13 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runtime="${1:-tokio}"
+# Example names are unique across the workspace (cargo would write both to one file).
 case "$runtime" in
-  tokio|smol) ;;
+  tokio) example=quickstart ;;
+  smol) example=quickstart_smol ;;
   *) echo "usage: bash scripts/quickstart.sh [tokio|smol]" >&2; exit 2 ;;
 esac
 
-cargo build -q -p "dqlite-$runtime" --example quickstart
+cargo build -q -p "dqlite-$runtime" --example "$example"
 # shellcheck source=scripts/local-cluster.sh
 . scripts/local-cluster.sh
 start_local_cluster 800 900
-cargo run -q -p "dqlite-$runtime" --example quickstart -- 127.0.0.1:9001 127.0.0.1:9002 127.0.0.1:9003
+cargo run -q -p "dqlite-$runtime" --example "$example" -- 127.0.0.1:9001 127.0.0.1:9002 127.0.0.1:9003
