@@ -422,13 +422,18 @@ impl Connection {
 
     /// Queues PREPARE of one statement.
     pub fn prepare(&mut self, sql: &str) -> Result<RequestId, Error> {
-        self.check_sql(sql)?;
+        self.check_sql(sql, &[], true).or_else(|e| match e {
+            // The server reports the exact count in its reply.
+            Error::Misuse(Misuse::ParamCount { .. }) => Ok(()),
+            e => Err(e),
+        })?;
         self.queue(&Request::Prepare { sql: sql.into() }, false)
     }
 
     /// Queues EXEC of a prepared statement with `params`.
     pub fn exec(&mut self, stmt: &Stmt, params: &[Value]) -> Result<RequestId, Error> {
         self.check_stmt(stmt)?;
+        check_count(stmt, params)?;
         self.check_params(params)?;
         let req = Request::Exec {
             stmt: stmt.id,
@@ -440,6 +445,7 @@ impl Connection {
     /// Queues QUERY of a prepared statement with `params`; rows come as batches.
     pub fn query(&mut self, stmt: &Stmt, params: &[Value]) -> Result<RequestId, Error> {
         self.check_stmt(stmt)?;
+        check_count(stmt, params)?;
         self.check_params(params)?;
         let req = Request::Query {
             stmt: stmt.id,
@@ -459,8 +465,7 @@ impl Connection {
 
     /// Queues EXEC_SQL of `sql` with `params`.
     pub fn exec_sql(&mut self, sql: &str, params: &[Value]) -> Result<RequestId, Error> {
-        self.check_sql(sql)?;
-        self.check_params(params)?;
+        self.check_sql(sql, params, false)?;
         let req = Request::ExecSql {
             sql: sql.into(),
             params: Cow::Borrowed(params),
@@ -470,8 +475,7 @@ impl Connection {
 
     /// Queues QUERY_SQL of `sql` with `params`; rows come as batches.
     pub fn query_sql(&mut self, sql: &str, params: &[Value]) -> Result<RequestId, Error> {
-        self.check_sql(sql)?;
-        self.check_params(params)?;
+        self.check_sql(sql, params, true)?;
         let req = Request::QuerySql {
             sql: sql.into(),
             params: Cow::Borrowed(params),
@@ -606,16 +610,40 @@ impl Connection {
         Ok(())
     }
 
-    fn check_sql(&self, sql: &str) -> Result<(), Error> {
+    /// Checks SQL and its parameters before anything is queued: `one_statement` for
+    /// requests that run a single statement (PREPARE, QUERY_SQL: servers drop or refuse a
+    /// tail). The parameter count must match the placeholders exactly: servers bind missing
+    /// ones as NULL and disagree on extra ones.
+    fn check_sql(&self, sql: &str, params: &[Value], one_statement: bool) -> Result<(), Error> {
         self.require_db()?;
         check_text(sql)?;
-        if sql.trim().is_empty() {
+        let summary = crate::sql::summarize(sql);
+        if summary.statements == 0 {
             return Err(Misuse::EmptySql.into());
         }
-        if !self.config.server_handles_returning && crate::sql::has_returning(sql) {
+        if !self.config.server_handles_returning && summary.returning {
             return Err(Misuse::Returning.into());
         }
-        Ok(())
+        if summary.statements > 1 && one_statement {
+            return Err(Misuse::MultipleStatements {
+                statements: summary.statements,
+            }
+            .into());
+        }
+        if summary.statements > 1 && (summary.params > 0 || !params.is_empty()) {
+            return Err(Misuse::ParamsInScript {
+                statements: summary.statements,
+            }
+            .into());
+        }
+        if summary.params != params.len() {
+            return Err(Misuse::ParamCount {
+                expected: summary.params,
+                given: params.len(),
+            }
+            .into());
+        }
+        self.check_params(params)
     }
 
     fn check_params(&self, params: &[Value]) -> Result<(), Error> {
@@ -780,6 +808,18 @@ impl Connection {
             tail_offset: info.tail_offset,
         })
     }
+}
+
+/// A prepared statement takes exactly the number of parameters the server reported.
+fn check_count(stmt: &Stmt, params: &[Value]) -> Result<(), Error> {
+    if params.len() as u64 != stmt.params {
+        return Err(Misuse::ParamCount {
+            expected: usize::try_from(stmt.params).unwrap_or(usize::MAX),
+            given: params.len(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn check_text(s: &str) -> Result<(), Error> {

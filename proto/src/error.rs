@@ -246,6 +246,33 @@ pub enum Misuse {
         /// What the server is known to accept.
         limit: usize,
     },
+    /// The number of parameters given differs from the number the statement takes (its
+    /// placeholders, or the server's count for a prepared statement). Servers would bind
+    /// missing ones as NULL, and ignore or refuse extra ones depending on their version.
+    #[error("the statement takes {expected} parameter(s), {given} given")]
+    ParamCount {
+        /// Parameters the statement takes.
+        expected: usize,
+        /// Parameters given.
+        given: usize,
+    },
+    /// Parameters with SQL of several statements: servers bind them differently (dqlite
+    /// 1.11 all to the first statement, newer ones across the statements).
+    #[error(
+        "parameters cannot be bound to SQL of {statements} statements; run one statement \
+         per call"
+    )]
+    ParamsInScript {
+        /// Statements found in the SQL.
+        statements: usize,
+    },
+    /// SQL of several statements where a single one runs (a query, PREPARE): dqlite 1.11
+    /// silently ignores the rest, newer servers refuse it.
+    #[error("only one statement can run here, the SQL holds {statements}")]
+    MultipleStatements {
+        /// Statements found in the SQL.
+        statements: usize,
+    },
     /// The statement handle was finalized, or belongs to another connection, or the
     /// server dropped it when leadership changed.
     #[error("statement handle is no longer valid on this connection")]

@@ -1,5 +1,18 @@
-//! Just enough SQL lexing to keep requests that crash servers from being sent: the bare
-//! words of a statement, outside string literals, quoted identifiers and comments.
+//! Just enough SQL lexing to send only what the caller meant: the bare words of a statement
+//! (outside string literals, quoted identifiers and comments), how many parameters each
+//! statement takes, where one statement of a script ends, and which statements control
+//! transactions.
+//!
+//! The rules are SQLite's tokenizer's, reduced to what matters here:
+//!
+//! * `'...'` strings (and `x'..'` blobs), `"..."`, `` `...` `` and `[...]` identifiers,
+//!   `-- ...` and `/* ... */` comments hide everything inside them.
+//! * Parameters: `?` takes the next number (one more than the largest so far), `?NNN` takes
+//!   number NNN, and `:name`, `@name`, `$name` take the next number unless the same name
+//!   appeared before in the statement. A statement takes as many parameters as its largest
+//!   number (SQLite's `sqlite3_bind_parameter_count`): dqlite binds them by position.
+//! * A `;` ends a statement, except inside the body of a `CREATE TRIGGER` (between its
+//!   `BEGIN` and `END`, where `CASE ... END` nests).
 
 /// The bare words of `sql` (keywords and unquoted identifiers), in order.
 ///
@@ -9,7 +22,10 @@
 /// assert_eq!(w, ["SELECT", "FROM"]);
 /// ```
 pub fn words(sql: &str) -> impl Iterator<Item = &str> + '_ {
-    Words { sql, pos: 0 }
+    Tokens::new(sql).filter_map(|t| match t {
+        Token::Word(w) => Some(w),
+        _ => None,
+    })
 }
 
 /// The statement's first word, if any (`SELECT`, `INSERT`, `WITH`, ...).
@@ -24,69 +40,428 @@ pub fn has_returning(sql: &str) -> bool {
     words(sql).any(|w| w.eq_ignore_ascii_case("RETURNING"))
 }
 
-struct Words<'a> {
-    sql: &'a str,
-    pos: usize,
+/// What one pass over a piece of SQL found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Statements holding at least one token (empty ones between `;`s do not count).
+    pub statements: usize,
+    /// Parameters taken, added up over the statements (each statement numbers its own).
+    pub params: usize,
+    /// `RETURNING` appears as a keyword.
+    pub returning: bool,
+    /// Some statement begins, ends or nests a transaction (see [`TxControl`]).
+    pub tx_control: bool,
+    /// The text ends inside a string, quoted identifier or block comment.
+    pub unterminated: bool,
 }
 
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a str;
+/// Reads `sql` once and summarizes it.
+///
+/// ```
+/// use dqlite_proto::sql::summarize;
+/// let s = summarize("INSERT INTO t VALUES (?, :a, :a, '?'); -- ?\nCOMMIT;");
+/// assert_eq!((s.statements, s.params, s.tx_control), (2, 2, true));
+/// ```
+pub fn summarize(sql: &str) -> Summary {
+    let mut summary = Summary::default();
+    for stmt in statements(sql) {
+        summary.statements += 1;
+        summary.params += stmt.params;
+        summary.returning |= stmt.returning;
+        summary.tx_control |= stmt.tx_control.is_some();
+    }
+    summary.unterminated = Tokens::new(sql).any(|t| t == Token::Unterminated);
+    summary
+}
 
-    fn next(&mut self) -> Option<&'a str> {
+/// How a statement changes the transaction state of its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxControl {
+    /// `BEGIN [DEFERRED | IMMEDIATE | EXCLUSIVE] [TRANSACTION]`.
+    Begin,
+    /// `COMMIT` or `END`.
+    Commit,
+    /// `ROLLBACK` of the whole transaction.
+    Rollback,
+    /// `SAVEPOINT name` (starts a transaction when none is open).
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name` (commits when it releases the savepoint that began the
+    /// transaction).
+    Release(String),
+    /// `ROLLBACK [TRANSACTION] TO [SAVEPOINT] name` (the transaction stays open).
+    RollbackTo(String),
+}
+
+/// One statement of a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    /// Its text, from its first token to its end (without the `;`).
+    pub sql: &'a str,
+    /// Parameters it takes.
+    pub params: usize,
+    /// `RETURNING` appears as a keyword.
+    pub returning: bool,
+    /// Whether (and how) it controls the transaction.
+    pub tx_control: Option<TxControl>,
+}
+
+/// The non-empty statements of a script, in order.
+///
+/// ```
+/// use dqlite_proto::sql::{statements, TxControl};
+/// let script = "BEGIN; CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE c SET n = n + 1; END; COMMIT";
+/// let parts: Vec<_> = statements(script).collect();
+/// assert_eq!(parts.len(), 3);
+/// assert_eq!(parts[1].sql, "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE c SET n = n + 1; END");
+/// assert_eq!(parts[2].tx_control, Some(TxControl::Commit));
+/// ```
+pub fn statements(sql: &str) -> impl Iterator<Item = Statement<'_>> + '_ {
+    let mut tokens = Tokens::new(sql);
+    std::iter::from_fn(move || loop {
+        let stmt = next_statement(sql, &mut tokens)?;
+        if let Some(stmt) = stmt {
+            return Some(stmt);
+        }
+    })
+}
+
+/// The transaction control of a single statement's text (its first statement if several).
+pub fn tx_control(sql: &str) -> Option<TxControl> {
+    statements(sql).next().and_then(|s| s.tx_control)
+}
+
+/// Reads up to the end of one statement: `None` at the end of the text, `Some(None)` for an
+/// empty statement.
+fn next_statement<'a>(sql: &'a str, tokens: &mut Tokens<'a>) -> Option<Option<Statement<'a>>> {
+    let mut start = None;
+    let mut end = 0;
+    let mut params = Params::default();
+    let mut returning = false;
+    // The first tokens, enough to classify transaction control (no allocation).
+    let mut head = [Token::Other; HEAD];
+    let mut head_len = 0;
+    let mut trigger = Trigger::default();
+    let mut any = false;
+    loop {
+        let Some(token) = tokens.next() else {
+            if !any {
+                return None;
+            }
+            break;
+        };
+        any = true;
+        if token == Token::Semicolon && trigger.ends_at_semicolon() {
+            break;
+        }
+        if start.is_none() {
+            start = Some(tokens.last_start);
+        }
+        end = tokens.pos;
+        match token {
+            Token::Word(w) => {
+                returning |= w.eq_ignore_ascii_case("RETURNING");
+                let creates = matches!(head[0], Token::Word(c) if c.eq_ignore_ascii_case("CREATE"));
+                trigger.word(w, head_len, creates);
+            }
+            Token::Param(p) => params.add(p),
+            _ => {}
+        }
+        if let Some(slot) = head.get_mut(head_len) {
+            *slot = token;
+            head_len += 1;
+        }
+    }
+    let Some(start) = start else {
+        return Some(None);
+    };
+    Some(Some(Statement {
+        sql: sql.get(start..end).unwrap_or_default(),
+        params: params.count,
+        returning,
+        tx_control: classify(head.get(..head_len).unwrap_or_default()),
+    }))
+}
+
+/// Tokens kept from the start of each statement: `ROLLBACK TRANSACTION TO SAVEPOINT name`.
+const HEAD: usize = 5;
+
+/// Tracks whether a `;` ends the statement: not inside a trigger's body.
+#[derive(Debug, Default)]
+struct Trigger {
+    /// Seen `CREATE [TEMP|TEMPORARY] TRIGGER`.
+    is_trigger: bool,
+    /// Inside `BEGIN ... END`.
+    in_body: bool,
+    /// Open `CASE`s inside the body.
+    cases: u32,
+}
+
+impl Trigger {
+    fn word(&mut self, w: &str, index: usize, creates: bool) {
+        let is = |k: &str| w.eq_ignore_ascii_case(k);
+        if creates && (1..=2).contains(&index) && is("TRIGGER") {
+            self.is_trigger = true;
+        } else if self.is_trigger && !self.in_body && is("BEGIN") {
+            self.in_body = true;
+        } else if self.in_body && is("CASE") {
+            self.cases += 1;
+        } else if self.in_body && is("END") {
+            if self.cases > 0 {
+                self.cases -= 1;
+            } else {
+                self.in_body = false;
+                self.is_trigger = false;
+            }
+        }
+    }
+
+    fn ends_at_semicolon(&self) -> bool {
+        !self.in_body
+    }
+}
+
+fn classify(head: &[Token<'_>]) -> Option<TxControl> {
+    let mut words = head.iter().map(|t| match t {
+        Token::Word(w) => Some(*w),
+        Token::Quoted(q) => Some(*q),
+        _ => None,
+    });
+    let first = words.next()??;
+    let is =
+        |w: Option<Option<&str>>, k: &str| matches!(w, Some(Some(x)) if x.eq_ignore_ascii_case(k));
+    let name = |w: Option<Option<&str>>| w.flatten().map(unquote);
+    if first.eq_ignore_ascii_case("BEGIN") {
+        Some(TxControl::Begin)
+    } else if first.eq_ignore_ascii_case("COMMIT") || first.eq_ignore_ascii_case("END") {
+        Some(TxControl::Commit)
+    } else if first.eq_ignore_ascii_case("SAVEPOINT") {
+        name(words.next()).map(TxControl::Savepoint)
+    } else if first.eq_ignore_ascii_case("RELEASE") {
+        let mut next = words.next();
+        if is(next, "SAVEPOINT") {
+            next = words.next();
+        }
+        name(next).map(TxControl::Release)
+    } else if first.eq_ignore_ascii_case("ROLLBACK") {
+        let mut next = words.next();
+        if is(next, "TRANSACTION") {
+            next = words.next();
+        }
+        if next.is_none() {
+            return Some(TxControl::Rollback);
+        }
+        if !is(next, "TO") {
+            return Some(TxControl::Rollback);
+        }
+        next = words.next();
+        if is(next, "SAVEPOINT") {
+            next = words.next();
+        }
+        name(next).map(TxControl::RollbackTo)
+    } else {
+        None
+    }
+}
+
+/// A savepoint name as SQLite compares it: unquoted, ASCII case folded.
+fn unquote(token: &str) -> String {
+    let inner = match token.as_bytes().first() {
+        Some(b'"' | b'`' | b'\'') if token.len() >= 2 => token.get(1..token.len() - 1),
+        Some(b'[') if token.len() >= 2 => token.get(1..token.len() - 1),
+        _ => Some(token),
+    };
+    let inner = inner.unwrap_or(token);
+    let doubled = match token.as_bytes().first() {
+        Some(b'"') => Some("\"\""),
+        Some(b'`') => Some("``"),
+        Some(b'\'') => Some("''"),
+        _ => None,
+    };
+    let plain = match doubled {
+        Some(d) => inner.replace(d, &d[..1]),
+        None => inner.to_owned(),
+    };
+    plain.to_ascii_lowercase()
+}
+
+/// SQLite's parameter numbering within one statement.
+#[derive(Debug, Default)]
+struct Params<'a> {
+    count: usize,
+    names: Vec<&'a str>,
+}
+
+impl<'a> Params<'a> {
+    fn add(&mut self, p: &'a str) {
+        let digits = p.strip_prefix('?').unwrap_or("");
+        if p == "?" {
+            self.count += 1;
+        } else if !digits.is_empty() {
+            // `?NNN`: an absurd number is the server's to refuse; count it as given.
+            let n = digits.parse::<usize>().unwrap_or(usize::MAX);
+            self.count = self.count.max(n);
+            // SQLite names this slot "?NNN"; a later `?NNN` with the same number reuses it.
+        } else if !self.names.contains(&p) {
+            self.names.push(p);
+            self.count += 1;
+        }
+    }
+}
+
+/// The lexical tokens that matter here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    /// A keyword or unquoted identifier.
+    Word(&'a str),
+    /// A quoted string or identifier, quotes included.
+    Quoted(&'a str),
+    /// A parameter: `?`, `?NNN`, `:name`, `@name`, `$name`.
+    Param(&'a str),
+    /// `;`.
+    Semicolon,
+    /// Anything else (numbers, operators, punctuation).
+    Other,
+    /// A string, quoted identifier or block comment still open at the end of the text.
+    Unterminated,
+}
+
+struct Tokens<'a> {
+    sql: &'a str,
+    pos: usize,
+    last_start: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(sql: &'a str) -> Self {
+        Tokens {
+            sql,
+            pos: 0,
+            last_start: 0,
+        }
+    }
+
+    fn text(&self, start: usize) -> &'a str {
+        self.sql.get(start..self.pos).unwrap_or_default()
+    }
+}
+
+/// Bytes that continue an identifier (SQLite counts every non-ASCII byte as one).
+fn is_id_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
         let bytes = self.sql.as_bytes();
         loop {
             let b = *bytes.get(self.pos)?;
+            let start = self.pos;
+            self.last_start = start;
             let rest = bytes.get(self.pos..).unwrap_or_default();
             match b {
-                b'\'' | b'"' | b'`' => self.pos = skip_quoted(bytes, self.pos, b),
-                b'[' => {
-                    self.pos = find_from(bytes, self.pos + 1, b"]").map_or(bytes.len(), |e| e + 1)
+                b'\'' | b'"' | b'`' | b'[' => {
+                    let close = if b == b'[' { b']' } else { b };
+                    return Some(match skip_quoted(bytes, start, close) {
+                        Some(end) => {
+                            self.pos = end;
+                            Token::Quoted(self.text(start))
+                        }
+                        None => {
+                            self.pos = bytes.len();
+                            Token::Unterminated
+                        }
+                    });
                 }
                 b'-' if rest.starts_with(b"--") => {
-                    self.pos = find_from(bytes, self.pos, b"\n").map_or(bytes.len(), |e| e + 1)
+                    self.pos = find_from(bytes, self.pos, b"\n").map_or(bytes.len(), |e| e + 1);
                 }
-                b'/' if rest.starts_with(b"/*") => {
-                    self.pos = find_from(bytes, self.pos + 2, b"*/").map_or(bytes.len(), |e| e + 2)
+                b'/' if rest.starts_with(b"/*") => match find_from(bytes, self.pos + 2, b"*/") {
+                    Some(e) => self.pos = e + 2,
+                    None => {
+                        self.pos = bytes.len();
+                        return Some(Token::Unterminated);
+                    }
+                },
+                b';' => {
+                    self.pos += 1;
+                    return Some(Token::Semicolon);
                 }
-                b if b.is_ascii_alphabetic() || b == b'_' => {
-                    let start = self.pos;
-                    while bytes
-                        .get(self.pos)
-                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'$')
-                    {
+                b'?' => {
+                    self.pos += 1;
+                    while bytes.get(self.pos).is_some_and(u8::is_ascii_digit) {
                         self.pos += 1;
                     }
-                    return self.sql.get(start..self.pos);
+                    return Some(Token::Param(self.text(start)));
                 }
-                b if b.is_ascii_digit() => {
-                    // A number (possibly `1e5`, `0x1F`): not a word.
-                    while bytes
-                        .get(self.pos)
-                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.')
-                    {
+                b':' | b'@' | b'$' => {
+                    self.pos += 1;
+                    let name_start = self.pos;
+                    loop {
+                        match bytes.get(self.pos) {
+                            Some(&c) if is_id_byte(c) => self.pos += 1,
+                            Some(b':') if bytes.get(self.pos + 1) == Some(&b':') => self.pos += 2,
+                            Some(b'(') if self.pos > name_start => {
+                                self.pos =
+                                    find_from(bytes, self.pos, b")").map_or(bytes.len(), |e| e + 1);
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                    if self.pos == name_start {
+                        return Some(Token::Other);
+                    }
+                    return Some(Token::Param(self.text(start)));
+                }
+                b if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 => {
+                    while bytes.get(self.pos).is_some_and(|&c| is_id_byte(c)) {
                         self.pos += 1;
                     }
+                    return Some(Token::Word(self.text(start)));
                 }
-                _ => self.pos += 1,
+                b if b.is_ascii_digit()
+                    || (b == b'.' && bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit)) =>
+                {
+                    // A number (possibly `1e5`, `0x1F`, `1.5e-3`): not a word.
+                    while let Some(&c) = bytes.get(self.pos) {
+                        let exponent_sign = (c == b'-' || c == b'+')
+                            && matches!(bytes.get(self.pos - 1), Some(b'e' | b'E'))
+                            && !self.text(start).starts_with("0x");
+                        if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || exponent_sign {
+                            self.pos += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    return Some(Token::Other);
+                }
+                b if b.is_ascii_whitespace() => self.pos += 1,
+                _ => {
+                    self.pos += 1;
+                    return Some(Token::Other);
+                }
             }
         }
     }
 }
 
-/// Position just past the quoted run starting at `start` (a doubled quote is an escape).
-fn skip_quoted(bytes: &[u8], start: usize, quote: u8) -> usize {
+/// Position just past the quoted run starting at `start` (a doubled quote is an escape), or
+/// `None` when it is not closed.
+fn skip_quoted(bytes: &[u8], start: usize, close: u8) -> Option<usize> {
     let mut i = start + 1;
     while let Some(&c) = bytes.get(i) {
-        if c == quote {
-            if bytes.get(i + 1) == Some(&quote) {
+        if c == close {
+            if close != b']' && bytes.get(i + 1) == Some(&close) {
                 i += 2;
                 continue;
             }
-            return i + 1;
+            return Some(i + 1);
         }
         i += 1;
     }
-    bytes.len()
+    None
 }
 
 fn find_from(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -142,10 +517,112 @@ mod tests {
             "é RETURNING",
             "x'ab'",
             "1e5 returning",
+            "?",
+            ":",
+            "$(",
+            "$a(",
+            "@",
+            "?99999999999999999999999",
+            "1e",
+            "0x",
+            ".",
+            "é",
         ] {
             let _ = words(s).count();
+            let _ = summarize(s);
         }
         assert!(has_returning("é RETURNING"));
         assert!(has_returning("1e5 returning"));
+    }
+
+    fn params(sql: &str) -> usize {
+        summarize(sql).params
+    }
+
+    #[test]
+    fn counts_parameters_like_sqlite() {
+        assert_eq!(params("SELECT 1"), 0);
+        assert_eq!(params("SELECT ?"), 1);
+        assert_eq!(params("INSERT INTO t VALUES (?, ?)"), 2);
+        assert_eq!(params("SELECT ?3"), 3);
+        assert_eq!(params("SELECT ?2, ?"), 3);
+        assert_eq!(params("SELECT ?1, ?1"), 1);
+        assert_eq!(params("SELECT :a, :b, :a"), 2);
+        assert_eq!(params("SELECT :a, @a, $a"), 3);
+        assert_eq!(params("SELECT ?5, :x"), 6);
+        assert_eq!(params("SELECT $a::b(c d), $a::b(c d)"), 1);
+        assert_eq!(params("SELECT a=?,b=?"), 2);
+    }
+
+    #[test]
+    fn ignores_parameter_marks_in_strings_identifiers_and_comments() {
+        assert_eq!(
+            params("SELECT '?', \"?\", `?`, [?], x'3f' -- ?\n/* ? :a */"),
+            0
+        );
+        assert_eq!(params("SELECT 'it''s ?', ? -- ?"), 1);
+        assert_eq!(params("SELECT \"a\"\"?\", :x"), 1);
+        assert_eq!(params("SELECT 'unterminated ?"), 0);
+        assert!(summarize("SELECT 'open").unterminated);
+        assert!(summarize("SELECT 1 /* open").unterminated);
+        assert!(!summarize("SELECT 1 -- open").unterminated);
+    }
+
+    #[test]
+    fn splits_statements() {
+        let s = summarize("CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+        assert_eq!(s.statements, 2);
+        assert_eq!(summarize(";;  ; -- nothing\n").statements, 0);
+        assert_eq!(summarize("SELECT ';'; SELECT 2").statements, 2);
+        let parts: Vec<_> = statements("SELECT ?; /* x */ SELECT ?, ?  ; ").collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0].sql, parts[0].params), ("SELECT ?", 1));
+        assert_eq!((parts[1].sql, parts[1].params), ("SELECT ?, ?", 2));
+        assert_eq!(summarize("SELECT ?; SELECT ?, ?").params, 3);
+    }
+
+    #[test]
+    fn keeps_trigger_bodies_whole() {
+        let script = "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN \
+                      UPDATE c SET n = CASE WHEN n > 1 THEN 0 ELSE n + 1 END; \
+                      DELETE FROM d; END; SELECT 1";
+        let parts: Vec<_> = statements(script).collect();
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert!(parts[0].sql.ends_with("DELETE FROM d; END"));
+        assert_eq!(
+            parts[0].tx_control, None,
+            "a trigger's BEGIN is not a transaction"
+        );
+    }
+
+    #[test]
+    fn classifies_transaction_control() {
+        use TxControl::*;
+        let cases = [
+            ("BEGIN", Some(Begin)),
+            ("begin immediate transaction", Some(Begin)),
+            ("COMMIT", Some(Commit)),
+            ("END TRANSACTION", Some(Commit)),
+            ("ROLLBACK", Some(Rollback)),
+            ("ROLLBACK TRANSACTION", Some(Rollback)),
+            ("SAVEPOINT a", Some(Savepoint("a".into()))),
+            ("savepoint \"My Point\"", Some(Savepoint("my point".into()))),
+            ("RELEASE a", Some(Release("a".into()))),
+            ("RELEASE SAVEPOINT [A]", Some(Release("a".into()))),
+            ("ROLLBACK TO a", Some(RollbackTo("a".into()))),
+            (
+                "ROLLBACK TRANSACTION TO SAVEPOINT a",
+                Some(RollbackTo("a".into())),
+            ),
+            ("/* c */ COMMIT", Some(Commit)),
+            ("SELECT 'BEGIN'", None),
+            ("EXPLAIN BEGIN", None),
+            ("INSERT INTO t VALUES (1)", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(tx_control(sql), want, "{sql}");
+        }
+        assert!(summarize("INSERT INTO t VALUES (1); COMMIT").tx_control);
+        assert!(!summarize("INSERT INTO t VALUES ('COMMIT')").tx_control);
     }
 }

@@ -196,16 +196,19 @@ proptest! {
     #[test]
     fn params_round_trip_through_every_sql_request(params in arb_params()) {
         let mut c = opened(params32());
-        c.prepare("INSERT INTO t VALUES (?)").unwrap();
+        let sql = taking("INSERT INTO t VALUES", params.len());
+        let sql_text = sql.clone();
+        c.prepare(&sql).unwrap();
         drain_transmit(&mut c);
-        c.handle_input(&encode_all(&[Response::Stmt(StmtInfo { id: 7, params: 1, tail_offset: None })]));
+        let count = params.len() as u64;
+        c.handle_input(&encode_all(&[Response::Stmt(StmtInfo { id: 7, params: count, tail_offset: None })]));
         let mut evs = drain_events(&mut c).unwrap();
         let Some(Event { reply: Reply::Prepared(stmt), .. }) = evs.pop() else {
             panic!("no statement")
         };
 
-        c.exec_sql("INSERT INTO t VALUES (?)", &params).unwrap();
-        c.query_sql("SELECT ?", &params).unwrap();
+        c.exec_sql(&sql, &params).unwrap();
+        c.query_sql(&taking("SELECT", params.len()), &params).unwrap();
         c.exec(&stmt, &params).unwrap();
         c.query(&stmt, &params).unwrap();
         let sent = decode_requests(&drain_transmit(&mut c));
@@ -218,11 +221,11 @@ proptest! {
             let got = match req {
                 Request::ExecSql { sql, params } => {
                     prop_assert_eq!(header.kind, req_code::EXEC_SQL);
-                    prop_assert_eq!(&**sql, "INSERT INTO t VALUES (?)");
+                    prop_assert_eq!(&**sql, sql_text.as_str());
                     params
                 }
                 Request::QuerySql { sql, params } => {
-                    prop_assert_eq!(&**sql, "SELECT ?");
+                    prop_assert_eq!(&**sql, taking("SELECT", params.len()));
                     params
                 }
                 Request::Exec { stmt, params } | Request::Query { stmt, params } => {
@@ -310,11 +313,11 @@ fn param_layout_switches_at_256_and_is_refused_without_params32() {
     for (n, schema) in [(0, 0u8), (1, 0), (255, 0), (256, 1), (1000, 1)] {
         let params = vec![Value::Integer(3); n];
         let mut c = opened(params32());
-        c.exec_sql("INSERT ?", &params).unwrap();
+        c.exec_sql(&taking("INSERT", n), &params).unwrap();
         let bytes = drain_transmit(&mut c);
         assert_eq!(bytes[5], schema, "schema byte for {n} params");
         let body = &bytes[8..];
-        let sql_end = 8 + 16; // db id word + "INSERT ?\0" padded to 16
+        let sql_end = 8 + 16; // db id word + "INSERT ?NNN\0" padded to 16
         match (n, schema) {
             (0, _) => assert_eq!(body.len(), sql_end, "no tuple for no parameters"),
             (_, 0) => assert_eq!(body[sql_end] as usize, n),
@@ -330,7 +333,7 @@ fn param_layout_switches_at_256_and_is_refused_without_params32() {
         assert_eq!(got.len(), n);
 
         let mut c = opened(Config::default());
-        let r = c.exec_sql("INSERT ?", &params);
+        let r = c.exec_sql(&taking("INSERT", n), &params);
         if n > 255 {
             assert_eq!(
                 r,
@@ -356,7 +359,8 @@ fn nan_and_signed_zero_floats_keep_their_bits() {
     ];
     let params: Vec<Value> = odd.iter().map(|f| Value::Float(*f)).collect();
     let mut c = opened(Config::default());
-    c.exec_sql("INSERT ?", &params).unwrap();
+    c.exec_sql(&taking("INSERT", params.len()), &params)
+        .unwrap();
     let (_, req) = decode_requests(&drain_transmit(&mut c)).remove(0);
     let Request::ExecSql { params: got, .. } = req else {
         panic!()
@@ -371,6 +375,16 @@ fn nan_and_signed_zero_floats_keep_their_bits() {
     assert_eq!(bits, odd.map(f64::to_bits));
 }
 
+/// SQL that takes `n` parameters: `"{prefix} ?{n}"` (SQLite counts up to the highest
+/// number), or `"{prefix} 0"` for none.
+fn taking(prefix: &str, n: usize) -> String {
+    if n == 0 {
+        format!("{prefix} 0")
+    } else {
+        format!("{prefix} ?{n}")
+    }
+}
+
 // ----- the split property --------------------------------------------------------------------
 
 /// The requests whose answers make up [`answer_stream`], queued on a fresh connection.
@@ -378,7 +392,7 @@ fn queue_split_requests(c: &mut Connection) -> Vec<RequestId> {
     vec![
         c.open("db").unwrap(),
         c.query_sql("SELECT a", &[]).unwrap(),
-        c.exec_sql("INSERT 1", &[Value::Integer(1)]).unwrap(),
+        c.exec_sql("INSERT ?", &[Value::Integer(1)]).unwrap(),
         c.exec_sql("INSERT 2", &[]).unwrap(),
         c.weight(3).unwrap(),
         c.query_sql("SELECT b", &[]).unwrap(),

@@ -556,7 +556,7 @@ fn walk_away(kind: Kind, point: Point) {
     open(&mut p);
     let old = match kind {
         Kind::Query => p.client.query_sql("SELECT 1", &[]),
-        Kind::Exec => p.client.exec_sql("INSERT", &[Value::Integer(1)]),
+        Kind::Exec => p.client.exec_sql("INS ?", &[Value::Integer(1)]),
     }
     .unwrap();
     assert_eq!(p.client.send_state(old), SendState::Unsent, "{ctx}");
@@ -602,7 +602,7 @@ fn walk_away(kind: Kind, point: Point) {
     }
 
     // A new user of the connection queues at once.
-    let new_exec = p.client.exec_sql("INSERT", &[Value::Integer(99)]).unwrap();
+    let new_exec = p.client.exec_sql("INS ?", &[Value::Integer(99)]).unwrap();
     let new_query = p.client.query_sql("SELECT 2", &[]).unwrap();
     assert_eq!(p.client.send_state(new_exec), SendState::Unsent, "{ctx}");
     p.run();
@@ -635,7 +635,7 @@ fn walk_away(kind: Kind, point: Point) {
                 params: Vec::new().into(),
             },
             Kind::Exec => Request::ExecSql {
-                sql: "INSERT".into(),
+                sql: "INS ?".into(),
                 params: vec![Value::Integer(1)].into(),
             },
         });
@@ -645,7 +645,7 @@ fn walk_away(kind: Kind, point: Point) {
         expect.push(Request::Interrupt);
     }
     expect.push(Request::ExecSql {
-        sql: "INSERT".into(),
+        sql: "INS ?".into(),
         params: vec![Value::Integer(99)].into(),
     });
     expect.push(Request::QuerySql {
@@ -670,7 +670,7 @@ fn abandoning_a_query_at_every_step_never_leaks_its_answer() {
 
 #[test]
 fn abandoning_an_exec_at_every_step_never_leaks_its_answer() {
-    // EXEC_SQL "INSERT" [1]: header + db id + "INSERT\0" + tuple header + value = 40 bytes.
+    // EXEC_SQL "INS ?" [1]: header + db id + "INS ?\0" + tuple header + value = 40 bytes.
     // RESULT: 24 bytes.
     let mut points = vec![Point::BeforeTransmit, Point::FullTransmit, Point::AfterEnd];
     points.extend((1..40).map(Point::Partial));
@@ -724,14 +724,14 @@ fn send_state_tracks_the_handshake_and_unsent_requests_are_withdrawn() {
 fn withdrawing_an_unsent_tail_keeps_the_partly_sent_request_before_it() {
     let mut p = pair_with(Config::default(), walkaway_handler());
     open(&mut p);
-    let first = p.client.exec_sql("INSERT", &[Value::Integer(1)]).unwrap();
+    let first = p.client.exec_sql("INSERT ?", &[Value::Integer(1)]).unwrap();
     p.send(13);
     let q = p.client.query_sql("SELECT 1", &[]).unwrap();
     assert_eq!(p.client.send_state(first), SendState::PartlySent);
     assert_eq!(p.client.send_state(q), SendState::Unsent);
     assert!(p.client.abandon(q));
     assert_eq!(p.client.send_state(q), SendState::NotPending);
-    let next = p.client.exec_sql("INSERT", &[Value::Integer(3)]).unwrap();
+    let next = p.client.exec_sql("INSERT ?", &[Value::Integer(3)]).unwrap();
     p.run();
     let evs = p.take_events();
     assert_eq!(only(&evs, first), &executed(1, 1));
@@ -750,8 +750,8 @@ fn abandoned_unsent_request_in_the_middle_of_a_pipeline_is_withdrawn() {
     // requests are withdrawn (except FINALIZE and OPEN)", but only an unsent *tail* is.
     let mut p = pair_with(Config::default(), walkaway_handler());
     open(&mut p);
-    let a = p.client.exec_sql("INSERT", &[Value::Integer(1)]).unwrap();
-    let b = p.client.exec_sql("INSERT", &[Value::Integer(2)]).unwrap();
+    let a = p.client.exec_sql("INSERT ?", &[Value::Integer(1)]).unwrap();
+    let b = p.client.exec_sql("INSERT ?", &[Value::Integer(2)]).unwrap();
     assert_eq!(p.client.send_state(a), SendState::Unsent);
     assert!(p.client.abandon(a));
     p.run();
@@ -786,7 +786,7 @@ fn abandoning_an_open_or_finalize_still_sends_it() {
     assert_eq!(request, prep);
     let f = p.client.finalize(stmt).unwrap();
     assert!(p.client.abandon(f));
-    let e = p.client.exec_sql("INSERT", &[Value::Integer(4)]).unwrap();
+    let e = p.client.exec_sql("INSERT ?", &[Value::Integer(4)]).unwrap();
     p.run();
     let evs = p.take_events();
     assert_eq!(evs.len(), 1);
@@ -802,7 +802,7 @@ fn abandoned_prepare_is_finalized_behind_the_callers_back() {
     let prep = p.client.prepare("SELECT 1").unwrap();
     p.send(usize::MAX);
     assert!(p.client.abandon(prep));
-    let e = p.client.exec_sql("INSERT", &[Value::Integer(8)]).unwrap();
+    let e = p.client.exec_sql("INSERT ?", &[Value::Integer(8)]).unwrap();
     p.run();
     let evs = p.take_events();
     assert_eq!(evs.len(), 1, "{evs:?}");
@@ -983,20 +983,74 @@ fn assert_untouched(p: &mut Pair, pending: usize) {
 }
 
 #[test]
+fn parameters_must_match_the_placeholders_exactly() {
+    let mut p = pair();
+    open(&mut p);
+    let stmt = prepared(&mut p, "INSERT INTO t VALUES (?, ?)");
+    let count = |expected, given| Err(Error::Misuse(Misuse::ParamCount { expected, given }));
+    let one = [Value::Integer(3)];
+    let three = [Value::Integer(1), Value::Integer(2), Value::Integer(3)];
+    assert_eq!(
+        p.client.exec_sql("INSERT INTO t VALUES (?, ?)", &one),
+        count(2, 1)
+    );
+    assert_eq!(
+        p.client.exec_sql("INSERT INTO t VALUES (?, ?)", &[]),
+        count(2, 0)
+    );
+    assert_eq!(
+        p.client.exec_sql("INSERT INTO t VALUES (?, ?)", &three),
+        count(2, 3)
+    );
+    assert_eq!(p.client.query_sql("SELECT ?, ?", &one), count(2, 1));
+    assert_eq!(p.client.query_sql("SELECT '?', :a, :a", &[]), count(1, 0));
+    assert_eq!(p.client.query_sql("SELECT ?3", &one), count(3, 1));
+    assert_eq!(p.client.exec(&stmt, &one), count(2, 1));
+    assert_eq!(p.client.query(&stmt, &three), count(2, 3));
+    let script = |statements| Err(Error::Misuse(Misuse::ParamsInScript { statements }));
+    assert_eq!(
+        p.client
+            .exec_sql("INSERT INTO t VALUES (?); SELECT 1", &one),
+        script(2)
+    );
+    assert_eq!(
+        p.client.exec_sql("INSERT INTO t VALUES (?); SELECT 1", &[]),
+        script(2)
+    );
+    let several = |statements| Err(Error::Misuse(Misuse::MultipleStatements { statements }));
+    assert_eq!(p.client.query_sql("SELECT 1; SELECT 2", &[]), several(2));
+    assert_eq!(p.client.prepare("SELECT 1; SELECT 2"), several(2));
+    assert_eq!(
+        p.client.exec_sql(" ; -- nothing", &[]),
+        Err(Error::Misuse(Misuse::EmptySql))
+    );
+    assert_untouched(&mut p, 0);
+    // What matches goes out: scripts without parameters, and a trailing `;`.
+    assert!(p
+        .client
+        .exec_sql("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);", &[])
+        .is_ok());
+    assert!(p.client.query_sql("SELECT ?, ':b' -- ?\n;", &one).is_ok());
+}
+
+#[test]
 fn nul_in_sql_and_text_parameters_is_refused() {
     let mut p = pair();
     open(&mut p);
-    let stmt = prepared(&mut p, "SELECT ?");
+    let stmt = prepared(&mut p, "SELECT ?, ?");
     let nul = |offset| Err(Error::Misuse(Misuse::NulInText { offset }));
     assert_eq!(p.client.exec_sql("SELECT 'a\0'", &[]), nul(9));
     assert_eq!(p.client.query_sql("\0", &[]), nul(0));
     assert_eq!(p.client.prepare("SELECT 1;\0"), nul(9));
     let bad_text = [Value::Integer(1), Value::Text(text("ab\0c"))];
     let bad_iso = [Value::Iso8601(text("2020\0"))];
-    assert_eq!(p.client.exec_sql("SELECT ?", &bad_text), nul(2));
+    assert_eq!(p.client.exec_sql("SELECT ?, ?", &bad_text), nul(2));
     assert_eq!(p.client.query_sql("SELECT ?", &bad_iso), nul(4));
     assert_eq!(p.client.exec(&stmt, &bad_text), nul(2));
-    assert_eq!(p.client.query(&stmt, &bad_iso), nul(4));
+    assert_eq!(
+        p.client.query(&stmt, &[bad_iso[0].clone(), Value::Null]),
+        nul(4)
+    );
     assert_eq!(p.client.dump("x\0y"), nul(1));
     assert_eq!(p.client.add(4, "127.0.0.1\0:1"), nul(9));
     assert_untouched(&mut p, 0);
@@ -1032,17 +1086,17 @@ fn more_than_255_parameters_need_params32() {
     let many = vec![Value::Integer(1); 256];
     let mut p = pair();
     open(&mut p);
-    let stmt = prepared(&mut p, "SELECT 1");
+    let stmt = prepared(&mut p, "SELECT ?256");
     let too_many = Err(Error::Misuse(Misuse::TooManyParams {
         count: 256,
         limit: 255,
     }));
-    assert_eq!(p.client.exec_sql("INSERT", &many), too_many);
-    assert_eq!(p.client.query_sql("SELECT 1", &many), too_many);
+    assert_eq!(p.client.exec_sql("INSERT ?256", &many), too_many);
+    assert_eq!(p.client.query_sql("SELECT ?256", &many), too_many);
     assert_eq!(p.client.exec(&stmt, &many), too_many);
     assert_eq!(p.client.query(&stmt, &many), too_many);
     assert_untouched(&mut p, 0);
-    assert!(p.client.exec_sql("INSERT", &many[..255]).is_ok());
+    assert!(p.client.exec_sql("INSERT ?255", &many[..255]).is_ok());
 
     let mut p = pair_with(
         Config {
@@ -1052,7 +1106,7 @@ fn more_than_255_parameters_need_params32() {
         mini_db(MiniDb::default()),
     );
     open(&mut p);
-    let ok = p.client.exec_sql("INSERT", &many).unwrap();
+    let ok = p.client.exec_sql("INSERT ?256", &many).unwrap();
     p.run();
     assert_eq!(only(&p.take_events(), ok), &executed(1, 1));
     let (header, _) = p.server.log.last().unwrap();
@@ -1084,7 +1138,7 @@ fn sql_before_open_and_second_open_are_refused() {
     assert_eq!(p.client.open("db"), again, "after it was answered");
     assert_untouched(&mut p, 0);
     assert_eq!(p.server.count(|r| matches!(r, Request::Open { .. })), 1);
-    let e = p.client.exec_sql("INSERT", &[Value::Integer(1)]).unwrap();
+    let e = p.client.exec_sql("INSERT ?", &[Value::Integer(1)]).unwrap();
     p.run();
     assert_eq!(only(&p.take_events(), e), &executed(1, 1));
 }

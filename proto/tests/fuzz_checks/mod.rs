@@ -479,9 +479,31 @@ impl Name {
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub struct Sql(pub u8);
 
+/// Statements and placeholders of each of [`SQLS`], counted by hand.
+const SHAPES: [(usize, usize); 8] = [
+    (1, 0),
+    (1, 2),
+    (0, 0),
+    (0, 0),
+    (2, 1),
+    (1, 0),
+    (1, 0),
+    (1, 2),
+];
+
 impl Sql {
     pub fn get(self) -> &'static str {
         SQLS[usize::from(self.0) % SQLS.len()]
+    }
+
+    /// The core must refuse this SQL with `given` parameters: no statement, parameters that
+    /// do not match the placeholders, parameters with a script, or (`one`) a script where
+    /// one statement runs.
+    fn misuse(self, given: Option<usize>, one: bool) -> bool {
+        let (statements, params) = SHAPES[usize::from(self.0) % SHAPES.len()];
+        statements == 0
+            || (one && statements > 1)
+            || given.is_some_and(|n| n != params || (statements > 1 && n + params > 0))
     }
 }
 
@@ -863,7 +885,10 @@ impl ConnModel {
             Op::ExecSql(s, p) | Op::QuerySql(s, p) => {
                 let sql = s.get();
                 let misuse = !poisoned
-                    && (!db || sql.contains('\0') || sql.trim().is_empty() || p.misuse(p32));
+                    && (!db
+                        || sql.contains('\0')
+                        || s.misuse(Some(p.0.len()), rows)
+                        || p.misuse(p32));
                 let ok = !poisoned && !misuse;
                 if rows {
                     self.command(Kind::Rows, misuse, ok, |c| c.query_sql(sql, &p.0));
@@ -873,7 +898,7 @@ impl ConnModel {
             }
             Op::Prepare(s) => {
                 let sql = s.get();
-                let misuse = !poisoned && (!db || sql.contains('\0') || sql.trim().is_empty());
+                let misuse = !poisoned && (!db || sql.contains('\0') || s.misuse(None, true));
                 self.command(Kind::Prepare, misuse, !poisoned && !misuse, |c| {
                     c.prepare(sql)
                 });
@@ -881,7 +906,8 @@ impl ConnModel {
             Op::Exec(i, p) | Op::Query(i, p) => {
                 let Some(i) = self.handle(i) else { return };
                 let (stmt, stale) = self.handles.remove(i);
-                let misuse = !poisoned && (stale || !db || p.misuse(p32));
+                let wrong_count = p.0.len() as u64 != stmt.param_count();
+                let misuse = !poisoned && (stale || !db || wrong_count || p.misuse(p32));
                 let kind = if rows { Kind::Rows } else { Kind::Exec };
                 self.command(kind, misuse, false, |c| {
                     if rows {

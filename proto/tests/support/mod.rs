@@ -394,7 +394,7 @@ pub fn mini_db(cfg: MiniDb) -> Handler {
             stmts.insert(id, sql.to_string());
             vec![Response::Stmt(StmtInfo {
                 id,
-                params: sql.matches('?').count() as u64,
+                params: dqlite_proto::sql::summarize(sql).params as u64,
                 tail_offset: None,
             })]
         }
