@@ -289,6 +289,21 @@ impl From<f64> for Value {
     }
 }
 
+impl From<f32> for Value {
+    fn from(v: f32) -> Value {
+        Value::Float(f64::from(v))
+    }
+}
+
+impl TryFrom<u64> for Value {
+    type Error = std::num::TryFromIntError;
+
+    /// An INTEGER, if `v` fits in SQLite's 64-bit signed integers.
+    fn try_from(v: u64) -> Result<Value, Self::Error> {
+        i64::try_from(v).map(Value::Integer)
+    }
+}
+
 impl From<bool> for Value {
     fn from(v: bool) -> Value {
         Value::Boolean(v)

@@ -5,7 +5,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dqlite_client::{Config, Connection, Error, NodeRole, Pool, PoolOptions, Runtime, Value};
+use dqlite_client::{
+    Config, Connection, Error, Misuse, NodeRole, Pool, PoolOptions, Runtime, Value,
+};
+use dqlite_proto::Misuse as CoreMisuse;
 use dqlite_tests::harness::Cluster;
 
 fn addrs(cluster: &Cluster) -> Vec<String> {
@@ -131,7 +134,7 @@ async fn quickstart<R: Runtime>(rt: R, leader: &str) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::Misuse(m) if m.contains("use execute")),
+        matches!(&e, Error::Misuse(Misuse::ReturnsNoRows(w)) if w == "INSERT"),
         "{e:?}"
     );
     // RETURNING crashes dqlite 1.11 servers: refused before anything is sent.
@@ -140,7 +143,7 @@ async fn quickstart<R: Runtime>(rt: R, leader: &str) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::Misuse(m) if m.contains("RETURNING")),
+        matches!(&e, Error::Misuse(Misuse::Request(CoreMisuse::Returning))),
         "{e:?}"
     );
     // Conversion errors name the column.
@@ -453,7 +456,13 @@ async fn transactions<R: Runtime>(rt: R, leader: &str) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::Misuse(m) if m.contains("takes 1")),
+        matches!(
+            &e,
+            Error::Misuse(Misuse::Request(CoreMisuse::ParamCount {
+                expected: 1,
+                given: 2
+            }))
+        ),
         "{e:?}"
     );
     drop(stmt);

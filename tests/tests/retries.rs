@@ -24,7 +24,7 @@ fn busy_is_retried_within_budget_and_reported_after_it() {
 
         // No retries: the lock held by the open transaction is reported as BUSY, a clean
         // failure (nothing applied), not an ambiguous one.
-        let mut eager = Connection::connect(Smol, &addr, config().busy_retries(0, Duration::ZERO))
+        let mut eager = Connection::connect(Smol, &addr, config().busy_timeout(Duration::ZERO))
             .await
             .unwrap();
         let e = eager

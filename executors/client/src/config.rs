@@ -26,8 +26,7 @@ pub struct Config {
     pub(crate) probe_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) limits: Limits,
-    pub(crate) busy_retries: u32,
-    pub(crate) busy_backoff: Duration,
+    pub(crate) busy_timeout: Duration,
     pub(crate) discovery: DiscoveryConfig,
     pub(crate) params32: bool,
     pub(crate) returning: bool,
@@ -45,8 +44,7 @@ impl Default for Config {
             probe_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(30),
             limits: Limits::default(),
-            busy_retries: 12,
-            busy_backoff: Duration::from_millis(5),
+            busy_timeout: Duration::from_secs(30),
             discovery: DiscoveryConfig::default(),
             params32: false,
             returning: false,
@@ -64,7 +62,7 @@ impl Config {
     pub const DEFAULT_STREAM_COALESCE: Duration = Duration::from_millis(1);
 
     /// The defaults: database `"default"`, dial 5 s, request 30 s, each result frame 10 s,
-    /// leader probe 2 s, whole connect (discovery included) 30 s, 12 BUSY retries, busy-poll
+    /// leader probe 2 s, whole connect (discovery included) 30 s, BUSY retried for 30 s, busy-poll
     /// 50 µs, stream coalescing 1 ms.
     pub fn new() -> Config {
         Config::default()
@@ -118,12 +116,18 @@ impl Config {
         self
     }
 
-    /// How many times a statement failing with `SQLITE_BUSY` is retried, with jittered
-    /// exponential pauses starting at `backoff` and capped at 250 ms (default 12 and 5 ms,
-    /// about 2 s in all). 0 disables retries.
-    pub fn busy_retries(mut self, retries: u32, backoff: Duration) -> Self {
-        self.busy_retries = retries;
-        self.busy_backoff = backoff;
+    /// How long a statement failing with `SQLITE_BUSY` keeps being retried (default 30 s,
+    /// like the request deadline; zero disables retries). Pauses between tries are jittered
+    /// and grow from 1 ms to at most 100 ms.
+    ///
+    /// Only statements that provably did not apply are retried: those sent outside a
+    /// transaction (each is its own transaction, and BUSY means it did not run), and
+    /// scripts, which run inside a savepoint that is rolled back first. Inside an explicit
+    /// transaction BUSY is returned at once: a transaction that has read cannot take the
+    /// write lock after another writer committed, however long it waits, so the whole
+    /// transaction must be retried by the caller.
+    pub fn busy_timeout(mut self, budget: Duration) -> Self {
+        self.busy_timeout = budget;
         self
     }
 

@@ -3,8 +3,9 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use dqlite_proto::sql::{self, TxControl};
 use dqlite_proto::{
     Error as CoreError, ExecResult, File, Metadata, NodeInfo, NodeRole, Reply, RequestId,
     RowsBatch, SendState, Text, Value,
@@ -12,18 +13,25 @@ use dqlite_proto::{
 
 use crate::config::Config;
 use crate::convert::FromValue;
-use crate::error::{Error, Result};
+use crate::error::{Error, Misuse, Result};
 use crate::params::IntoParams;
-use crate::row::Row;
+use crate::row::{Row, Rows};
 use crate::runtime::{timeout, Runtime};
 use crate::statement::Statement;
 use crate::stream::RowStream;
 use crate::transaction::Transaction;
+use crate::tx_state::{may_roll_back, TxState};
 use crate::wire::{Hooks, Wire};
 use tracing::Instrument;
 
+/// First pause before retrying a BUSY statement; it doubles up to [`BUSY_PAUSE_CAP`].
+const BUSY_PAUSE_START: Duration = Duration::from_millis(1);
+
 /// Longest pause between two BUSY retries.
-const BUSY_PAUSE_CAP: Duration = Duration::from_millis(250);
+const BUSY_PAUSE_CAP: Duration = Duration::from_millis(100);
+
+/// The savepoint that makes a script of several statements atomic.
+const SCRIPT_SAVEPOINT: &str = "dqlite_script";
 
 /// Whether a failed request may have taken effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +63,10 @@ pub struct Connection<R: Runtime> {
     pub(crate) inflight: Option<RequestId>,
     /// Requests of a pipelined batch not yet answered to their caller.
     batch: Vec<RequestId>,
-    /// Transaction nesting depth (0: no transaction).
+    /// Nesting depth of [`Transaction`] guards (0: none).
     pub(crate) tx_depth: u32,
+    /// The server's transaction state, as far as the client knows it.
+    tx: TxState,
     /// A dropped transaction guard left this savepoint depth (0 = the whole transaction) to
     /// roll back before the next use.
     pub(crate) pending_rollback: Option<u32>,
@@ -72,6 +82,7 @@ impl<R: Runtime> std::fmt::Debug for Connection<R> {
             .field("database", &self.config.database)
             .field("broken", &self.broken)
             .field("tx_depth", &self.tx_depth)
+            .field("tx", &self.tx)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +122,7 @@ impl<R: Runtime> Connection<R> {
             inflight: None,
             batch: Vec::new(),
             tx_depth: 0,
+            tx: TxState::Autocommit,
             pending_rollback: None,
             finalize_queue: Arc::new(Mutex::new(Vec::new())),
             saw_not_leader: false,
@@ -141,38 +153,215 @@ impl<R: Runtime> Connection<R> {
         self.saw_not_leader
     }
 
-    /// True inside a transaction begun with [`begin`](Self::begin).
+    /// True when a transaction may be open on the server: one begun with
+    /// [`begin`](Self::begin), or with SQL (`BEGIN`, `SAVEPOINT` outside a transaction) through
+    /// any method, and not yet ended; also when the client cannot know (a script that
+    /// controls transactions failed part-way, a transaction-control statement whose future
+    /// was dropped). False means no transaction is open, for certain.
     ///
     /// A transaction whose guard was dropped counts as ended (its rollback goes out first
-    /// thing on the next call).
+    /// thing on the next call). A [`Pool`](crate::Pool) never hands out a connection for
+    /// which this is true: it rolls the transaction back first, or discards the connection.
     pub fn in_transaction(&self) -> bool {
-        let depth = self
-            .pending_rollback
-            .map_or(self.tx_depth, |d| d.saturating_sub(1));
-        depth > 0
+        if matches!(self.pending_rollback, Some(d) if d <= 1) {
+            return false;
+        }
+        !self.tx.is_autocommit()
     }
 
-    /// Runs one SQL statement (or several without parameters) and returns the last insert
-    /// id and rows affected.
+    /// Runs one SQL statement (or a script of several, without parameters) and returns the
+    /// last insert id and rows affected.
+    ///
+    /// The parameters must match the statement's placeholders exactly (`?`, `?NNN`,
+    /// `:name`, `@name`, `$name`), or nothing is sent ([`Misuse::Request`]). A statement
+    /// that returns rows (`SELECT`, `VALUES`, `EXPLAIN`) is refused: use
+    /// [`fetch`](Self::fetch).
+    ///
+    /// A script of several statements is atomic: it runs inside a savepoint, and if one of
+    /// its statements fails, the ones before it are rolled back and the error returned (a
+    /// clean failure). A script that controls transactions itself (`BEGIN`, `COMMIT`, ...)
+    /// cannot be wrapped: its statements run one by one, and a failure after the first is
+    /// [`Error::PartlyApplied`], saying how many ran.
     ///
     /// A failure whose outcome is unknown is [`Error::Ambiguous`]; `SQLITE_BUSY` is retried
-    /// per [`Config::busy_retries`].
+    /// per [`Config::busy_timeout`](crate::Config::busy_timeout).
     pub async fn execute(&mut self, sql: &str, params: impl IntoParams) -> Result<ExecResult> {
-        let params = params.into_params();
+        let params = params.into_params()?;
+        let summary = sql::summarize(sql);
+        if summary.statements > 1 && params.is_empty() && summary.params == 0 {
+            return if summary.tx_control {
+                self.execute_split(sql).await
+            } else {
+                self.execute_atomic(sql).await
+            };
+        }
+        let control = summary.tx_control.then(|| sql::tx_control(sql)).flatten();
+        self.execute_one(sql, &params, control).await
+    }
+
+    /// Runs a script of several statements separated by `;`, without parameters, as
+    /// [`execute`](Self::execute) does: atomically unless it controls transactions itself.
+    pub async fn execute_batch(&mut self, script: &str) -> Result<()> {
+        self.execute(script, ()).await.map(|_| ())
+    }
+
+    /// One statement (or what the core refuses), BUSY retried while nothing can have applied.
+    async fn execute_one(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        control: Option<TxControl>,
+    ) -> Result<ExecResult> {
+        check_returns_no_rows(sql)?;
+        if control.is_some() && self.tx_depth > 0 {
+            return Err(Misuse::TransactionControl("inside a Transaction guard").into());
+        }
+        let started = self.rt.now();
         let mut attempt = 0;
         loop {
-            let result = match self.call(Effect::Write, |p| p.exec_sql(sql, &params)).await {
-                Ok(Reply::Executed(r)) => return Ok(r),
-                Ok(other) => Err(unexpected(other)),
-                Err(e) => Err(e),
-            };
-            self.busy_retry(result, &mut attempt).await?;
+            self.ready().await?;
+            let autocommit = self.tx.is_autocommit();
+            let controls = control.as_slice();
+            let result = self
+                .exec_tracked(controls, Effect::Write, |p| p.exec_sql(sql, params))
+                .await;
+            match result {
+                Err(e) if autocommit && self.busy_pause(&e, started, &mut attempt).await => {}
+                other => return other,
+            }
         }
     }
 
-    /// Runs a script of several statements separated by `;`, without parameters.
-    pub async fn execute_batch(&mut self, script: &str) -> Result<()> {
-        self.execute(script, ()).await.map(|_| ())
+    /// A script without transaction control, made atomic by a savepoint: on a failure the
+    /// statements that ran are rolled back before the error is returned.
+    async fn execute_atomic(&mut self, script: &str) -> Result<ExecResult> {
+        let savepoint = TxControl::Savepoint(SCRIPT_SAVEPOINT.to_owned());
+        let release = TxControl::Release(SCRIPT_SAVEPOINT.to_owned());
+        let undo = TxControl::RollbackTo(SCRIPT_SAVEPOINT.to_owned());
+        let started = self.rt.now();
+        let mut attempt = 0;
+        loop {
+            self.ready().await?;
+            // Releasing the savepoint commits only when it began the transaction.
+            let outer = self.tx.is_autocommit();
+            let commit = if outer { Effect::Write } else { Effect::None };
+            self.exec_tracked(std::slice::from_ref(&savepoint), Effect::None, |p| {
+                p.exec_sql(&format!("SAVEPOINT {SCRIPT_SAVEPOINT}"), &[])
+            })
+            .await?;
+            // Nothing the script does is committed before the RELEASE: if its answer is
+            // lost, the uncommitted work dies with the connection.
+            let result = match self
+                .exec_tracked(&[], Effect::None, |p| p.exec_sql(script, &[]))
+                .await
+            {
+                Ok(r) => match self
+                    .exec_tracked(std::slice::from_ref(&release), commit, |p| {
+                        p.exec_sql(&format!("RELEASE {SCRIPT_SAVEPOINT}"), &[])
+                    })
+                    .await
+                {
+                    Ok(_) => return Ok(r),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if result.is_ambiguous() || self.is_broken() {
+                return Err(result);
+            }
+            self.undo_script(&undo, &release, outer).await?;
+            if outer && self.busy_pause(&result, started, &mut attempt).await {
+                continue;
+            }
+            return Err(result);
+        }
+    }
+
+    /// Rolls a failed script back to its savepoint and releases it; if that fails, rolls
+    /// back the transaction the savepoint began, and if that fails too the connection is
+    /// broken: it must not be used inside a transaction nobody knows of.
+    async fn undo_script(
+        &mut self,
+        undo: &TxControl,
+        release: &TxControl,
+        outer: bool,
+    ) -> Result<()> {
+        let undone = async {
+            self.exec_tracked(std::slice::from_ref(undo), Effect::None, |p| {
+                p.exec_sql(&format!("ROLLBACK TO {SCRIPT_SAVEPOINT}"), &[])
+            })
+            .await?;
+            self.exec_tracked(std::slice::from_ref(release), Effect::None, |p| {
+                p.exec_sql(&format!("RELEASE {SCRIPT_SAVEPOINT}"), &[])
+            })
+            .await
+        }
+        .await;
+        if undone.is_ok() {
+            return Ok(());
+        }
+        if outer {
+            let rollback = [TxControl::Rollback];
+            let _ = self
+                .exec_tracked(&rollback, Effect::None, |p| p.exec_sql("ROLLBACK", &[]))
+                .await;
+            if self.tx.is_autocommit() {
+                return Ok(());
+            }
+        }
+        let e = Error::Internal("a failed script could not be rolled back");
+        self.broken = Some(e.clone());
+        Err(e)
+    }
+
+    /// A script that controls transactions itself, one statement at a time.
+    async fn execute_split(&mut self, script: &str) -> Result<ExecResult> {
+        let statements: Vec<sql::Statement<'_>> = sql::statements(script).collect();
+        let total = statements.len();
+        let mut last = None;
+        for (executed, statement) in statements.into_iter().enumerate() {
+            match self
+                .execute_one(statement.sql, &[], statement.tx_control)
+                .await
+            {
+                Ok(r) => last = Some(r),
+                Err(e) if executed == 0 => return Err(e),
+                Err(e) => {
+                    return Err(Error::PartlyApplied {
+                        executed,
+                        total,
+                        error: Box::new(e),
+                    })
+                }
+            }
+        }
+        last.ok_or(Error::Internal("a script of several statements had none"))
+    }
+
+    /// Sends one write-like request and keeps [`TxState`] in step with the server: `controls`
+    /// are the transaction-control statements the request holds, in order.
+    async fn exec_tracked(
+        &mut self,
+        controls: &[TxControl],
+        effect: Effect,
+        f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
+    ) -> Result<ExecResult> {
+        self.ready().await?;
+        let before = self.tx.clone();
+        if !controls.is_empty() {
+            // Until the answer says otherwise: a dropped future leaves it unknown.
+            self.tx = TxState::Unknown;
+        }
+        let result = match self.call(effect, f).await {
+            Ok(Reply::Executed(r)) => Ok(r),
+            Ok(other) => Err(unexpected(other, "RESULT")),
+            Err(e) => Err(e),
+        };
+        self.tx = match &result {
+            Ok(_) => before.after_all(controls),
+            Err(e) => state_after_failure(before, controls, e),
+        };
+        result
     }
 
     /// Runs the same statement once per parameter set, pipelined: every request is written
@@ -196,11 +385,23 @@ impl<R: Runtime> Connection<R> {
         sql: &str,
         params: impl IntoIterator<Item = P>,
     ) -> Result<Vec<Result<ExecResult>>> {
+        let summary = sql::summarize(sql);
+        if summary.tx_control {
+            return Err(Misuse::TransactionControl("in a pipelined batch").into());
+        }
+        if summary.statements > 1 {
+            return Err(Error::from(dqlite_proto::Misuse::MultipleStatements {
+                statements: summary.statements,
+            }));
+        }
+        check_returns_no_rows(sql)?;
         self.ready().await?;
         let mut outcomes: Vec<Result<RequestId>> = Vec::new();
         for p in params {
-            let values = p.into_params();
-            outcomes.push(self.queue(|c| c.exec_sql(sql, &values)));
+            outcomes.push(
+                p.into_params()
+                    .and_then(|values| self.queue(|c| c.exec_sql(sql, &values))),
+            );
         }
         self.batch = outcomes
             .iter()
@@ -219,18 +420,24 @@ impl<R: Runtime> Connection<R> {
             self.batch.pop();
             let result = match self.wait(id, self.config.request_timeout).await {
                 Ok(Reply::Executed(r)) => Ok(r),
-                Ok(other) => Err(unexpected(other)),
+                Ok(other) => Err(unexpected(other, "RESULT")),
                 Err(e) => Err(self.classify(e, id, Effect::Write)),
             };
+            if let Err(e) = &result {
+                self.tx = state_after_failure(self.tx.clone(), &[], e);
+            }
             results.push(result);
         }
         Ok(results)
     }
 
     /// Runs a query and returns its rows, addressable by column name or index.
-    pub async fn fetch(&mut self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
-        let (columns, values) = self.query_all(sql, params.into_params()).await?;
-        Ok(into_rows(columns, values))
+    ///
+    /// The result keeps the column names, also when it has no rows
+    /// ([`Rows::columns`](crate::Rows::columns)).
+    pub async fn fetch(&mut self, sql: &str, params: impl IntoParams) -> Result<Rows> {
+        let (columns, values) = self.query_all(sql, params.into_params()?).await?;
+        Ok(Rows::from_batches(columns, values))
     }
 
     /// Runs a query and returns its rows as plain value lists.
@@ -239,7 +446,7 @@ impl<R: Runtime> Connection<R> {
         sql: &str,
         params: impl IntoParams,
     ) -> Result<Vec<Vec<Value>>> {
-        let (columns, batches) = self.query_all(sql, params.into_params()).await?;
+        let (columns, batches) = self.query_all(sql, params.into_params()?).await?;
         let mut rows = Vec::new();
         for values in batches {
             split_rows_into(&mut rows, columns.len(), values);
@@ -276,7 +483,7 @@ impl<R: Runtime> Connection<R> {
     /// batch (about a page of rows) plus what the caller keeps. Dropping the stream early
     /// is safe: the rest of the result is drained before the next request.
     pub async fn stream(&mut self, sql: &str, params: impl IntoParams) -> Result<RowStream<'_, R>> {
-        let params = params.into_params();
+        let params = params.into_params()?;
         check_returns_rows(sql)?;
         self.ready().await?;
         let id = self.queue(|p| p.query_sql(sql, &params))?;
@@ -287,8 +494,13 @@ impl<R: Runtime> Connection<R> {
     /// [`finalize`](Self::finalize) when done; either way it is finalized on the server.
     pub async fn prepare(&mut self, sql: &str) -> Result<Statement> {
         match self.call(Effect::None, |p| p.prepare(sql)).await? {
-            Reply::Prepared(stmt) => Ok(Statement::new(stmt, self.finalize_queue.clone())),
-            other => Err(unexpected(other)),
+            Reply::Prepared(stmt) => Ok(Statement::new(
+                stmt,
+                self.finalize_queue.clone(),
+                sql::tx_control(sql),
+                returns_rows(sql),
+            )),
+            other => Err(unexpected(other, "STMT")),
         }
     }
 
@@ -298,16 +510,29 @@ impl<R: Runtime> Connection<R> {
         stmt: &Statement,
         params: impl IntoParams,
     ) -> Result<ExecResult> {
-        let params = params.into_params();
-        let handle = stmt.handle_for(&params)?;
+        let params = params.into_params()?;
+        let handle = stmt.handle()?;
+        if let Some(first) = stmt.returns_rows() {
+            return Err(Misuse::ReturnsRows(first.to_owned()).into());
+        }
+        let control = stmt.tx_control();
+        if control.is_some() && self.tx_depth > 0 {
+            return Err(Misuse::TransactionControl("inside a Transaction guard").into());
+        }
+        let started = self.rt.now();
         let mut attempt = 0;
         loop {
-            let result = match self.call(Effect::Write, |p| p.exec(handle, &params)).await {
-                Ok(Reply::Executed(r)) => return Ok(r),
-                Ok(other) => Err(unexpected(other)),
-                Err(e) => Err(e),
-            };
-            self.busy_retry(result, &mut attempt).await?;
+            self.ready().await?;
+            let autocommit = self.tx.is_autocommit();
+            let result = self
+                .exec_tracked(control.as_slice(), Effect::Write, |p| {
+                    p.exec(handle, &params)
+                })
+                .await;
+            match result {
+                Err(e) if autocommit && self.busy_pause(&e, started, &mut attempt).await => {}
+                other => return other,
+            }
         }
     }
 
@@ -316,13 +541,13 @@ impl<R: Runtime> Connection<R> {
         &mut self,
         stmt: &Statement,
         params: impl IntoParams,
-    ) -> Result<Vec<Row>> {
-        let params = params.into_params();
-        let handle = stmt.handle_for(&params)?;
+    ) -> Result<Rows> {
+        let params = params.into_params()?;
+        let handle = stmt.handle()?;
         self.ready().await?;
         let id = self.queue(|p| p.query(handle, &params))?;
         let (columns, values) = self.collect_rows(id).await?;
-        Ok(into_rows(columns, values))
+        Ok(Rows::from_batches(columns, values))
     }
 
     /// Finalizes a prepared statement now.
@@ -332,41 +557,61 @@ impl<R: Runtime> Connection<R> {
         };
         match self.call(Effect::None, move |p| p.finalize(handle)).await? {
             Reply::Empty => Ok(()),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(other, "EMPTY")),
         }
     }
 
     /// Begins a transaction. The guard commits with
     /// [`commit`](Transaction::commit) or rolls back with [`rollback`](Transaction::rollback);
     /// dropped without either, it is rolled back before the connection is used again.
+    ///
+    /// Refused with [`Misuse::TransactionOpen`] when a transaction is known to be open
+    /// (another guard, or one begun with SQL). If the server refuses the `BEGIN`, an
+    /// existing transaction is left as it was.
     pub async fn begin(&mut self) -> Result<Transaction<'_, R>> {
         self.ready().await?;
-        if self.tx_depth > 0 {
-            return Err(Error::Misuse(
-                "a transaction is already open; use Transaction::begin for a savepoint".into(),
-            ));
+        if self.tx_depth > 0 || matches!(self.tx, TxState::Open { .. }) {
+            return Err(Misuse::TransactionOpen.into());
         }
         self.tx_control("BEGIN", 1, 1).await?;
         Ok(Transaction::new(self, 1))
     }
 
     /// Runs `f` inside a transaction: committed when it returns `Ok`, rolled back when it
-    /// returns `Err` (whose error is then returned).
+    /// returns `Err` (whose error is then returned). The closure's error type is the
+    /// caller's own, anything that a client [`Error`] converts into.
     ///
     /// ```no_run
     /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
-    /// let id = conn
+    /// #[derive(Debug)]
+    /// enum AppError {
+    ///     Db(dqlite_client::Error),
+    ///     Overdrawn,
+    /// }
+    /// impl From<dqlite_client::Error> for AppError {
+    ///     fn from(e: dqlite_client::Error) -> Self {
+    ///         AppError::Db(e)
+    ///     }
+    /// }
+    ///
+    /// let moved = conn
     ///     .transaction(async |tx| {
+    ///         let bal: i64 = tx.fetch_val("SELECT bal FROM acct WHERE id = 1", ()).await?;
+    ///         if bal < 10 {
+    ///             return Err(AppError::Overdrawn); // rolled back
+    ///         }
     ///         tx.execute("UPDATE acct SET bal = bal - 10 WHERE id = 1", ()).await?;
     ///         tx.execute("UPDATE acct SET bal = bal + 10 WHERE id = 2", ()).await?;
-    ///         Ok(2)
+    ///         Ok(10)
     ///     })
-    ///     .await?;
+    ///     .await;
+    /// # let _: Result<i64, AppError> = moved;
     /// # Ok(()) }
     /// ```
-    pub async fn transaction<T, F>(&mut self, f: F) -> Result<T>
+    pub async fn transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
-        F: for<'t> AsyncFnOnce(&'t mut Transaction<'_, R>) -> Result<T>,
+        F: for<'t> AsyncFnOnce(&'t mut Transaction<'_, R>) -> Result<T, E>,
+        E: From<Error>,
     {
         let mut tx = self.begin().await?;
         match f(&mut tx).await {
@@ -388,7 +633,7 @@ impl<R: Runtime> Connection<R> {
         match self.call(Effect::None, |p| p.leader()).await? {
             Reply::Leader(n) if n.id == 0 && n.address.is_empty() => Ok(None),
             Reply::Leader(n) => Ok(Some(n)),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(other, "SERVER")),
         }
     }
 
@@ -396,7 +641,7 @@ impl<R: Runtime> Connection<R> {
     pub async fn cluster(&mut self) -> Result<Vec<NodeInfo>> {
         match self.call(Effect::None, |p| p.cluster(true)).await? {
             Reply::Nodes(n) => Ok(n),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(other, "SERVERS")),
         }
     }
 
@@ -424,7 +669,7 @@ impl<R: Runtime> Connection<R> {
     pub async fn describe(&mut self) -> Result<Metadata> {
         match self.call(Effect::None, |p| p.describe()).await? {
             Reply::Metadata(m) => Ok(m),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(other, "METADATA")),
         }
     }
 
@@ -438,7 +683,7 @@ impl<R: Runtime> Connection<R> {
         let name = self.config.database.clone();
         match self.call(Effect::None, |p| p.dump(&name)).await? {
             Reply::Files(f) => Ok(f),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(other, "FILES")),
         }
     }
 
@@ -484,16 +729,56 @@ impl<R: Runtime> Connection<R> {
             }
         }
         if let Some(depth) = self.pending_rollback.take() {
-            let id = self.queue(|p| p.exec_sql(&rollback_sql(depth), &[]))?;
+            let sql = rollback_sql(depth);
+            let id = self.queue(|p| p.exec_sql(&sql, &[]))?;
             // Settled from here on, even if this caller walks away before the answer.
             self.tx_depth = depth.saturating_sub(1);
-            // A server failure here means the server had already ended the transaction.
+            let before = std::mem::replace(&mut self.tx, TxState::Unknown);
+            let controls = controls_of(&sql);
             match self.wait(id, self.config.request_timeout).await {
-                Err(e) if e.breaks_connection() => return Err(e),
-                _ => {}
+                Ok(_) => self.tx = before.after_all(&controls),
+                Err(e) => {
+                    self.tx = state_after_failure(before, &controls, &e);
+                    if e.breaks_connection() {
+                        return Err(e);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Brings the connection back to autocommit before a pool hands it out again: settles
+    /// what earlier users left behind, and rolls back any transaction that is open, or may
+    /// be. Succeeds only when the server confirmed that no transaction is open (its
+    /// ROLLBACK succeeded, or it answered that none was active).
+    pub(crate) async fn reset(&mut self) -> Result<()> {
+        self.ready().await?;
+        if !self.tx.is_autocommit() {
+            tracing::debug!(address = %self.address, "rolling back a transaction left open");
+            let rollback = [TxControl::Rollback];
+            let result = self
+                .exec_tracked(&rollback, Effect::None, |p| p.exec_sql("ROLLBACK", &[]))
+                .await;
+            if !self.tx.is_autocommit() {
+                return Err(result.err().unwrap_or(Error::Internal(
+                    "a successful ROLLBACK left a transaction open",
+                )));
+            }
+        }
+        self.tx_depth = 0;
+        Ok(())
+    }
+
+    /// True when the server is known to have no transaction open.
+    pub(crate) fn knows_autocommit(&self) -> bool {
+        self.tx.is_autocommit()
+    }
+
+    /// Forgets a marked rollback and the guards' depth: the server has no transaction.
+    pub(crate) fn settle_rollback(&mut self) {
+        self.pending_rollback = None;
+        self.tx_depth = 0;
     }
 
     /// Marks savepoint `depth` (1: the whole transaction) to be rolled back before the next
@@ -506,6 +791,10 @@ impl<R: Runtime> Connection<R> {
     /// connection's idea of the transaction matches the server's: until the statement has
     /// succeeded, savepoint `cleanup` is marked for rollback before the next use. On success
     /// the nesting depth becomes `depth_after`.
+    ///
+    /// A statement that opens (`BEGIN`, `SAVEPOINT`: `depth_after == cleanup`) and that the
+    /// server refuses changes nothing: no rollback is marked, so a transaction the caller
+    /// did not start is left alone.
     pub(crate) async fn tx_control(
         &mut self,
         sql: &str,
@@ -513,16 +802,28 @@ impl<R: Runtime> Connection<R> {
         depth_after: u32,
     ) -> Result<()> {
         self.ready().await?;
+        let mark = self.pending_rollback;
+        let before = self.tx.clone();
+        let controls = controls_of(sql);
         let id = self.queue(|p| p.exec_sql(sql, &[]))?;
         self.mark_rollback(cleanup);
+        self.tx = TxState::Unknown;
         let result = self.wait(id, self.config.request_timeout).await;
         match result {
             Ok(_) => {
                 self.pending_rollback = None;
                 self.tx_depth = depth_after;
+                self.tx = before.after_all(&controls);
                 Ok(())
             }
-            Err(e) => Err(self.classify(e, id, Effect::Write)),
+            Err(e) => {
+                let opening = depth_after == cleanup;
+                if opening && matches!(e, Error::Server(_)) {
+                    self.pending_rollback = mark;
+                }
+                self.tx = state_after_failure(before, &controls, &e);
+                Err(self.classify(e, id, Effect::Write))
+            }
         }
     }
 
@@ -596,7 +897,7 @@ impl<R: Runtime> Connection<R> {
     ) -> Result<()> {
         match self.call(effect, f).await? {
             Reply::Empty => Ok(()),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(other, "EMPTY")),
         }
     }
 
@@ -625,15 +926,20 @@ impl<R: Runtime> Connection<R> {
         params: Vec<Value>,
     ) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
         check_returns_rows(sql)?;
+        let started = self.rt.now();
         let mut attempt = 0;
         loop {
             self.ready().await?;
+            let autocommit = self.tx.is_autocommit();
             let id = self.queue(|p| p.query_sql(sql, &params))?;
-            let result = self.collect_rows(id).await;
-            if result.is_ok() {
-                return result;
+            match self.collect_rows(id).await {
+                Err(e) if autocommit && self.busy_pause(&e, started, &mut attempt).await => {}
+                Err(e) => {
+                    self.tx = state_after_failure(self.tx.clone(), &[], &e);
+                    return Err(e);
+                }
+                ok => return ok,
             }
-            self.busy_retry(result.map(|_| ()), &mut attempt).await?;
         }
     }
 
@@ -653,7 +959,7 @@ impl<R: Runtime> Connection<R> {
             limit = self.config.frame_timeout;
             let batch: RowsBatch = match reply {
                 Reply::Rows(b) => b,
-                other => return Err(unexpected(other)),
+                other => return Err(unexpected(other, "ROWS")),
             };
             let last = batch.is_last();
             let (cols, vals) = batch.into_parts();
@@ -668,44 +974,93 @@ impl<R: Runtime> Connection<R> {
         }
     }
 
-    /// Passes an error through unless it is BUSY and retries remain, in which case it
-    /// pauses (jittered, exponential) and returns `Ok` so the caller tries again.
-    async fn busy_retry(&mut self, result: Result<()>, attempt: &mut u32) -> Result<()> {
-        match result {
-            Err(e) if e.is_busy() && *attempt < self.config.busy_retries => {
-                *attempt += 1;
-                tracing::debug!(attempt = *attempt, "database busy, retrying");
-                self.rng ^= self.rng << 13;
-                self.rng ^= self.rng >> 7;
-                self.rng ^= self.rng << 17;
-                let base = self
-                    .config
-                    .busy_backoff
-                    .saturating_mul(1 << (*attempt).min(10))
-                    .min(BUSY_PAUSE_CAP);
-                let frac = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
-                self.rt.sleep(base.mul_f64(frac)).await;
-                Ok(())
-            }
-            other => other,
+    /// After a BUSY failure of a request that provably did not apply, begun at `started`:
+    /// pauses (jittered, exponential) and returns true when the busy budget allows another
+    /// try. Any other error, or a spent budget, returns false at once.
+    async fn busy_pause(&mut self, e: &Error, started: Instant, attempt: &mut u32) -> bool {
+        if !e.is_busy() || e.is_ambiguous() || self.is_broken() {
+            return false;
         }
+        let elapsed = self.rt.now().saturating_duration_since(started);
+        let Some(left) = self.config.busy_timeout.checked_sub(elapsed) else {
+            return false;
+        };
+        if left.is_zero() {
+            return false;
+        }
+        *attempt += 1;
+        tracing::debug!(attempt = *attempt, "database busy, retrying");
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let base = BUSY_PAUSE_START
+            .saturating_mul(1 << (*attempt).min(10))
+            .min(BUSY_PAUSE_CAP);
+        let frac = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
+        self.rt.sleep(base.mul_f64(frac).min(left)).await;
+        true
     }
 }
 
 /// First words of the statements [`Connection::fetch`] and friends accept.
 const ROW_STATEMENTS: [&str; 5] = ["SELECT", "VALUES", "WITH", "PRAGMA", "EXPLAIN"];
 
+/// First words of statements that always return rows (`WITH` and `PRAGMA` may not).
+const ALWAYS_ROWS: [&str; 3] = ["SELECT", "VALUES", "EXPLAIN"];
+
 /// Refuses statements that return no rows on the query paths: servers answer them with a
 /// confusing "not an error" without running them.
-fn check_returns_rows(sql: &str) -> Result<()> {
-    let first = dqlite_proto::sql::first_word(sql).unwrap_or("");
+pub(crate) fn check_returns_rows(sql: &str) -> Result<()> {
+    let first = sql::first_word(sql).unwrap_or("");
     if ROW_STATEMENTS.iter().any(|k| first.eq_ignore_ascii_case(k)) {
         return Ok(());
     }
-    Err(Error::Misuse(format!(
-        "fetch and stream run statements that return rows (SELECT, VALUES, WITH, PRAGMA, \
-         EXPLAIN); use execute for `{first}`"
-    )))
+    Err(Misuse::ReturnsNoRows(first.to_owned()).into())
+}
+
+/// The first word of `sql` when it always returns rows.
+fn returns_rows(sql: &str) -> Option<String> {
+    let first = sql::first_word(sql)?;
+    ALWAYS_ROWS
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k))
+        .then(|| first.to_owned())
+}
+
+/// Refuses statements that always return rows on the execute paths: servers fail them
+/// (dqlite 1.11 with code 100, newer ones with "rows yielded when none expected").
+fn check_returns_no_rows(sql: &str) -> Result<()> {
+    match returns_rows(sql) {
+        Some(first) => Err(Misuse::ReturnsRows(first).into()),
+        None => Ok(()),
+    }
+}
+
+/// The transaction-control statements of `sql`, in order.
+fn controls_of(sql: &str) -> Vec<TxControl> {
+    sql::statements(sql).filter_map(|s| s.tx_control).collect()
+}
+
+/// What the client can still say of the transaction after a request holding `controls`
+/// failed with `e`, starting from `before`.
+fn state_after_failure(before: TxState, controls: &[TxControl], e: &Error) -> TxState {
+    if e.misuse().is_some() {
+        // Nothing was sent.
+        return before;
+    }
+    let Some(failure) = e.server_failure().filter(|_| !e.is_ambiguous()) else {
+        // The connection failed: it is broken, and its transaction dies with it.
+        return TxState::Unknown;
+    };
+    if !controls.is_empty() && failure.message.contains("no transaction is active") {
+        // SQLite refuses COMMIT and ROLLBACK outside a transaction with these words.
+        return TxState::Autocommit;
+    }
+    if controls.len() > 1 || (!before.is_autocommit() && may_roll_back(failure.code)) {
+        // Part of the request may have run, or SQLite may have rolled back by itself.
+        return TxState::Unknown;
+    }
+    before
 }
 
 /// The SQL that rolls back savepoint `depth` (1 and below: the whole transaction).
@@ -740,8 +1095,23 @@ pub(crate) async fn dial<R: Runtime>(
     }
 }
 
-pub(crate) fn unexpected(reply: Reply) -> Error {
-    Error::Misuse(format!("unexpected reply {reply:?}"))
+/// A reply of the wrong kind for its request: the server broke the protocol.
+pub(crate) fn unexpected(reply: Reply, expected: &'static str) -> Error {
+    let got = match reply {
+        Reply::Leader(_) => "SERVER",
+        Reply::Welcome { .. } => "WELCOME",
+        Reply::Opened => "DB",
+        Reply::Prepared(_) => "STMT",
+        Reply::Executed(_) => "RESULT",
+        Reply::Rows(_) => "ROWS",
+        Reply::Empty => "EMPTY",
+        Reply::Nodes(_) => "SERVERS",
+        Reply::Files(_) => "FILES",
+        Reply::Metadata(_) => "METADATA",
+        Reply::Failure(_) => "FAILURE",
+        _ => "unknown",
+    };
+    Error::Protocol(CoreError::Unexpected { expected, got })
 }
 
 /// Appends the rows of `ncols` values stored row after row in `values`.
@@ -754,12 +1124,4 @@ fn split_rows_into(rows: &mut Vec<Vec<Value>>, ncols: usize, values: Vec<Value>)
     while it.len() >= ncols {
         rows.push(it.by_ref().take(ncols).collect());
     }
-}
-
-fn into_rows(columns: Vec<Text>, batches: Vec<Vec<Value>>) -> Vec<Row> {
-    let columns: Arc<[Text]> = columns.into();
-    batches
-        .into_iter()
-        .flat_map(|values| Row::from_batch(&columns, values))
-        .collect()
 }

@@ -31,7 +31,7 @@ async fn probe<R: Runtime>(
         match ev.reply {
             Reply::Leader(n) => Ok((wire, n)),
             Reply::Failure(f) => Err(Error::Server(f)),
-            other => Err(crate::connection::unexpected(other)),
+            other => Err(crate::connection::unexpected(other, "SERVER")),
         }
     };
     timeout(&rt, config.probe_timeout, work)

@@ -4,7 +4,7 @@ use std::io;
 use std::sync::Arc;
 
 use dqlite_proto::leader::DiscoveryError;
-use dqlite_proto::{Misuse, ServerFailure, ValueType};
+use dqlite_proto::{ServerFailure, ValueType};
 
 /// Result with the client's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,7 +36,7 @@ pub enum Error {
     Pool(&'static str),
     /// The API was used in a way it does not allow; nothing was sent.
     #[error("misuse: {0}")]
-    Misuse(String),
+    Misuse(Misuse),
     /// A value could not be converted to the requested Rust type.
     #[error("cannot convert {found:?} value{} to {expected}", column.as_ref().map(|c| format!(" of column {c}")).unwrap_or_default())]
     Conversion {
@@ -60,6 +60,24 @@ pub enum Error {
         /// The pid that created the object.
         created_by: u32,
     },
+    /// A script of several statements that controls transactions itself (`BEGIN`, `COMMIT`,
+    /// `SAVEPOINT`, ...) failed part-way: its first `executed` statements ran, the next one
+    /// failed with `error` (which says whether that one's outcome is known), and the rest
+    /// were not sent. Statements that ran inside a transaction the script left open are not
+    /// committed: [`Connection::in_transaction`](crate::Connection::in_transaction) tells.
+    /// Scripts without transaction control never fail part-way: they run atomically.
+    #[error("script failed at statement {} of {total} ({executed} ran before it): {error}", executed + 1)]
+    PartlyApplied {
+        /// Statements that ran before the failure.
+        executed: usize,
+        /// Statements in the script.
+        total: usize,
+        /// Why the next statement failed.
+        error: Box<Error>,
+    },
+    /// A broken internal invariant of the client (a bug): the connection is not reused.
+    #[error("internal error (please report): {0}")]
+    Internal(&'static str),
     /// The outcome of a write or COMMIT cannot be known: the request was sent and then the
     /// connection was lost, or the leader lost leadership before the write committed. It may
     /// or may not have been applied; it is never retried automatically. Check the data
@@ -74,6 +92,7 @@ impl Error {
         match self {
             Error::Server(f) => Some(f),
             Error::Ambiguous(e) => e.server_failure(),
+            Error::PartlyApplied { error, .. } => error.server_failure(),
             _ => None,
         }
     }
@@ -99,6 +118,14 @@ impl Error {
         matches!(self, Error::Ambiguous(_))
     }
 
+    /// The reason for a refusal before anything was sent, if this is one.
+    pub fn misuse(&self) -> Option<&Misuse> {
+        match self {
+            Error::Misuse(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// A constraint (UNIQUE, PRIMARY KEY, CHECK, ...) was violated.
     pub fn is_constraint(&self) -> bool {
         self.server_failure()
@@ -117,8 +144,11 @@ impl Error {
     /// The connection that produced this error cannot be used again.
     pub(crate) fn breaks_connection(&self) -> bool {
         match self {
-            Error::Connection(_) | Error::Protocol(_) | Error::Timeout(_) => true,
+            Error::Connection(_) | Error::Protocol(_) | Error::Timeout(_) | Error::Internal(_) => {
+                true
+            }
             Error::Ambiguous(e) => e.breaks_connection(),
+            Error::PartlyApplied { error, .. } => error.breaks_connection(),
             Error::Server(f) => f.is_not_leader() || f.is_leadership_lost() || f.code == 0,
             _ => false,
         }
@@ -135,7 +165,7 @@ impl From<dqlite_proto::Error> for Error {
     fn from(e: dqlite_proto::Error) -> Self {
         match e {
             dqlite_proto::Error::Server(f) => Error::Server(f),
-            dqlite_proto::Error::Misuse(m) => Error::Misuse(m.to_string()),
+            dqlite_proto::Error::Misuse(m) => Error::Misuse(Misuse::Request(m)),
             dqlite_proto::Error::Closed { .. } => {
                 Error::Connection(Arc::new(io::Error::new(io::ErrorKind::UnexpectedEof, e)))
             }
@@ -146,6 +176,56 @@ impl From<dqlite_proto::Error> for Error {
 
 impl From<Misuse> for Error {
     fn from(m: Misuse) -> Self {
-        Error::Misuse(m.to_string())
+        Error::Misuse(m)
     }
+}
+
+impl From<dqlite_proto::Misuse> for Error {
+    fn from(m: dqlite_proto::Misuse) -> Self {
+        Error::Misuse(Misuse::Request(m))
+    }
+}
+
+/// Why a call was refused before anything was sent. Match on it; the message says what to
+/// do instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// The request itself cannot be sent (empty SQL, NUL in text, `RETURNING`, parameters
+    /// that do not match the placeholders, several statements where one runs, a stale
+    /// statement, ...).
+    #[error(transparent)]
+    Request(dqlite_proto::Misuse),
+    /// A pool or cluster connection needs at least one node address.
+    #[error("at least one node address is needed")]
+    NoAddresses,
+    /// [`begin`](crate::Connection::begin) while a transaction is open (one begun with SQL,
+    /// or another guard: use [`Transaction::begin`](crate::Transaction::begin) to nest).
+    #[error("a transaction is already open on this connection; nest with Transaction::begin")]
+    TransactionOpen,
+    /// Transaction-control SQL (`BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `RELEASE`) where
+    /// it would break the client's own bookkeeping: inside a [`Transaction`](crate::Transaction)
+    /// guard (use its methods) or in a pipelined batch.
+    #[error("transaction-control SQL is not allowed {0}; use begin/commit/rollback instead")]
+    TransactionControl(&'static str),
+    /// A statement that returns rows sent to `execute`.
+    #[error("`{0}` returns rows: use fetch (or stream) instead of execute")]
+    ReturnsRows(String),
+    /// A statement that returns no rows sent to `fetch` or `stream`.
+    #[error(
+        "fetch and stream run statements that return rows (SELECT, VALUES, WITH, PRAGMA, \
+         EXPLAIN); use execute for `{0}`"
+    )]
+    ReturnsNoRows(String),
+    /// The prepared statement was already finalized.
+    #[error("the statement was already finalized")]
+    Finalized,
+    /// A parameter value that the wire cannot carry (a `u64` above `i64::MAX`, say).
+    #[error("parameter {index} ({value}) does not fit in a 64-bit signed INTEGER")]
+    ParamOutOfRange {
+        /// Its position, from 1.
+        index: usize,
+        /// The value, as text.
+        value: String,
+    },
 }

@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::convert::FromValue;
 use crate::discovery::connect_leader;
-use crate::error::{Error, Result};
+use crate::error::{Error, Misuse, Result};
 use crate::params::IntoParams;
-use crate::row::Row;
+use crate::row::{Row, Rows};
 use crate::runtime::{timeout, Runtime};
 
 /// How many times the pool's own query methods try again after an error that provably had
@@ -142,9 +142,7 @@ impl<R: Runtime> Pool<R> {
         options: PoolOptions,
     ) -> Result<Pool<R>> {
         if addresses.is_empty() {
-            return Err(Error::Misuse(
-                "a pool needs at least one node address".into(),
-            ));
+            return Err(Error::Misuse(Misuse::NoAddresses));
         }
         let max = options.max_size.max(1);
         let pool = Pool {
@@ -196,10 +194,19 @@ impl<R: Runtime> Pool<R> {
                 let Some(mut c) = candidate else { break None };
                 // A connection the server closed while idle (its node died, say) would turn
                 // the caller's next write into an ambiguous failure: drop it instead.
-                if c.still_open() {
-                    break Some(c);
+                if !c.still_open() {
+                    tracing::debug!(address = c.address(), "dropping a closed idle connection");
+                    continue;
                 }
-                tracing::debug!(address = c.address(), "dropping a closed idle connection");
+                // Never hand out a connection inside a transaction (a guard dropped, raw
+                // BEGIN left open, a script that failed part-way): roll it back, verified,
+                // or drop the connection.
+                match c.reset().await {
+                    Ok(()) => break Some(c),
+                    Err(e) => {
+                        tracing::debug!(address = c.address(), error = %e, "dropping a connection that could not be reset");
+                    }
+                }
             };
             let conn = match reused {
                 Some(c) => c,
@@ -326,7 +333,7 @@ impl<R: Runtime> Pool<R> {
     /// [`Connection::execute`] on a pooled connection, retried on a new leader when the
     /// failure provably had no effect.
     pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<ExecResult> {
-        let params = params.into_params();
+        let params = params.into_params()?;
         let mut attempt = 0;
         loop {
             let result = match self.acquire().await {
@@ -341,8 +348,8 @@ impl<R: Runtime> Pool<R> {
     }
 
     /// [`Connection::fetch`] on a pooled connection, retried like [`execute`](Self::execute).
-    pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Row>> {
-        let params = params.into_params();
+    pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<Rows> {
+        let params = params.into_params()?;
         let mut attempt = 0;
         loop {
             let result = match self.acquire().await {
@@ -381,9 +388,10 @@ impl<R: Runtime> Pool<R> {
     /// [`Connection::transaction`] on a pooled connection: `f` runs inside a transaction,
     /// committed on `Ok` and rolled back on `Err`. Not retried: a transaction is never run
     /// twice by the pool.
-    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: for<'t> AsyncFnOnce(&'t mut crate::Transaction<'_, R>) -> Result<T>,
+        F: for<'t> AsyncFnOnce(&'t mut crate::Transaction<'_, R>) -> Result<T, E>,
+        E: From<Error>,
     {
         let mut conn = self.acquire().await?;
         conn.transaction(f).await
@@ -393,6 +401,7 @@ impl<R: Runtime> Pool<R> {
 /// Errors after which trying again on a fresh leader connection cannot apply anything twice.
 fn retryable(e: &Error) -> bool {
     !e.is_ambiguous()
+        && !matches!(e, Error::PartlyApplied { .. })
         && (e.is_not_leader()
             || matches!(
                 e,

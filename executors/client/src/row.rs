@@ -114,6 +114,61 @@ impl Row {
     }
 }
 
+/// The rows of a query result, with its column names even when there are no rows.
+///
+/// It derefs to a slice of [`Row`]s (`rows.len()`, `rows[0]`, `rows.iter()`), and iterates
+/// by value or by reference.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rows {
+    columns: Arc<[Text]>,
+    rows: Vec<Row>,
+}
+
+impl Rows {
+    /// Builds the rows of a result from its column names and its batches of values.
+    pub(crate) fn from_batches(columns: Vec<Text>, batches: Vec<Vec<Value>>) -> Rows {
+        let columns: Arc<[Text]> = columns.into();
+        let mut rows = Vec::new();
+        for values in batches {
+            rows.extend(Row::from_batch(&columns, values));
+        }
+        Rows { columns, rows }
+    }
+
+    /// The column names, in order (also for an empty result).
+    pub fn columns(&self) -> &[Text] {
+        &self.columns
+    }
+
+    /// The rows, as a vector.
+    pub fn into_vec(self) -> Vec<Row> {
+        self.rows
+    }
+}
+
+impl std::ops::Deref for Rows {
+    type Target = [Row];
+    fn deref(&self) -> &[Row] {
+        &self.rows
+    }
+}
+
+impl IntoIterator for Rows {
+    type Item = Row;
+    type IntoIter = std::vec::IntoIter<Row>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Rows {
+    type Item = &'a Row;
+    type IntoIter = std::slice::Iter<'a, Row>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +184,18 @@ mod tests {
         assert!(matches!(row.get::<i64, _>("nope"), Err(Error::NoSuchColumn(c)) if c == "nope"));
         assert!(matches!(row.get::<i64, _>(2), Err(Error::NoSuchColumn(_))));
         assert!(row.get::<i64, _>("name").is_err());
+    }
+
+    #[test]
+    fn empty_results_keep_their_columns() {
+        let rows = Rows::from_batches(vec![Text::from("id")], vec![Vec::new()]);
+        assert!(rows.is_empty());
+        assert_eq!(rows.columns(), [Text::from("id")]);
+        let rows = Rows::from_batches(
+            vec![Text::from("id")],
+            vec![vec![Value::Integer(1)], vec![Value::Integer(2)]],
+        );
+        let ids: Vec<i64> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+        assert_eq!(ids, [1, 2]);
     }
 }

@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use dqlite_proto::sql::TxControl;
+
+use crate::error::{Error, Misuse, Result};
 
 /// A prepared statement of one [`Connection`](crate::Connection).
 ///
@@ -15,16 +17,24 @@ use crate::error::{Error, Result};
 pub struct Statement {
     stmt: Option<dqlite_proto::Stmt>,
     finalize_queue: Arc<Mutex<Vec<dqlite_proto::Stmt>>>,
+    /// How executing it changes the transaction state.
+    tx_control: Option<TxControl>,
+    /// Its first word, when it always returns rows.
+    returns_rows: Option<String>,
 }
 
 impl Statement {
     pub(crate) fn new(
         stmt: dqlite_proto::Stmt,
         finalize_queue: Arc<Mutex<Vec<dqlite_proto::Stmt>>>,
+        tx_control: Option<TxControl>,
+        returns_rows: Option<String>,
     ) -> Statement {
         Statement {
             stmt: Some(stmt),
             finalize_queue,
+            tx_control,
+            returns_rows,
         }
     }
 
@@ -35,21 +45,19 @@ impl Statement {
             .map_or(0, dqlite_proto::Stmt::param_count)
     }
 
-    /// The handle, checked against the parameters about to be bound: SQLite would bind
-    /// missing ones as NULL silently, and servers disagree on extra ones.
-    pub(crate) fn handle_for(&self, params: &[dqlite_proto::Value]) -> Result<&dqlite_proto::Stmt> {
-        let stmt = self
-            .stmt
-            .as_ref()
-            .ok_or_else(|| Error::Misuse("statement already finalized".into()))?;
-        if params.len() as u64 != stmt.param_count() {
-            return Err(Error::Misuse(format!(
-                "statement takes {} parameter(s), {} given",
-                stmt.param_count(),
-                params.len()
-            )));
-        }
-        Ok(stmt)
+    /// The handle (the core checks parameters against the server's count).
+    pub(crate) fn handle(&self) -> Result<&dqlite_proto::Stmt> {
+        self.stmt.as_ref().ok_or(Error::Misuse(Misuse::Finalized))
+    }
+
+    /// How executing it changes the transaction state.
+    pub(crate) fn tx_control(&self) -> Option<TxControl> {
+        self.tx_control.clone()
+    }
+
+    /// Its first word, when it always returns rows.
+    pub(crate) fn returns_rows(&self) -> Option<&str> {
+        self.returns_rows.as_deref()
     }
 
     pub(crate) fn take(&mut self) -> Option<dqlite_proto::Stmt> {

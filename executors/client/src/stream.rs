@@ -54,7 +54,7 @@ impl<'c, R: Runtime> RowStream<'c, R> {
             }
             Ok(other) => {
                 self.done = true;
-                Err(unexpected(other))
+                Err(unexpected(other, "ROWS"))
             }
             Err(e) => {
                 self.done = true;

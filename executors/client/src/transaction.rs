@@ -67,12 +67,20 @@ impl<'c, R: Runtime> Transaction<'c, R> {
         result
     }
 
-    /// Rolls the transaction (or the savepoint) back.
+    /// Rolls the transaction (or the savepoint) back. A transaction that SQLite already
+    /// rolled back by itself (after some errors it does) counts as rolled back.
     pub async fn rollback(mut self) -> Result<()> {
         let sql = rollback_sql(self.depth);
         let result = self.conn.tx_control(&sql, self.depth, self.depth - 1).await;
         self.finished = true;
-        result
+        match result {
+            Err(_) if self.depth == 1 && self.conn.knows_autocommit() => {
+                // The server answered that no transaction was active.
+                self.conn.settle_rollback();
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 
