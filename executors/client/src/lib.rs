@@ -47,7 +47,9 @@ pub use statement::Statement;
 pub use stream::RowStream;
 pub use transaction::Transaction;
 
-pub use dqlite_proto::leader::{Discovery, DiscoveryConfig, RedirectPolicy};
+pub use dqlite_proto::leader::{
+    Discovery, DiscoveryConfig, DiscoveryError, NodeOutcome, RedirectPolicy,
+};
 pub use dqlite_proto::{
     ExecResult, File, Limits, Metadata, NodeInfo, NodeRole, RowsBatch, Text, Value, ValueType,
 };
