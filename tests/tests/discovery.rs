@@ -374,11 +374,17 @@ fn node_client_serves_cluster_requests_on_leader_and_followers() {
 
         // Membership changes through the leader's handle.
         on_leader.add_node(99, &spare).await.unwrap();
-        on_leader.assign(99, NodeRole::Spare).await.unwrap();
         let m = on_leader.cluster().await.unwrap();
         assert!(
             m.iter()
                 .any(|n| n.id == 99 && n.role == Some(NodeRole::Spare)),
+            "{m:?}"
+        );
+        on_leader.assign(99, NodeRole::Standby).await.unwrap();
+        let m = on_leader.cluster().await.unwrap();
+        assert!(
+            m.iter()
+                .any(|n| n.id == 99 && n.role == Some(NodeRole::Standby)),
             "{m:?}"
         );
         on_leader.remove_node(99).await.unwrap();
