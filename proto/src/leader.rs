@@ -475,6 +475,23 @@ impl Discovery {
     /// [`RedirectPolicy::Cluster`] the addresses in it may be followed when a node names one
     /// as leader. Call it before [`handle_reply`](Self::handle_reply) for that probe; it is
     /// ignored for a probe that is not running.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node};
+    /// use dqlite_proto::NodeInfo;
+    ///
+    /// // Seeded with one follower, which names a leader outside the list.
+    /// let mut d = Discovery::new(vec![Node::new("127.0.0.1:9002")], None, DiscoveryConfig::default());
+    /// let now = Instant::now();
+    /// let Some(Action::Probe { probe, .. }) = d.poll_action(now) else { panic!() };
+    /// let leader = NodeInfo { id: 1, address: "127.0.0.1:9001".into(), role: None };
+    /// d.handle_members(probe, &[leader.clone()]);
+    /// d.handle_reply(probe, &leader);
+    /// // Followed: the named node is asked next, and must confirm itself.
+    /// let Some(Action::Probe { address, .. }) = d.poll_action(now) else { panic!() };
+    /// assert_eq!(address, "127.0.0.1:9001");
+    /// ```
     pub fn handle_members(&mut self, probe: ProbeId, members: &[NodeInfo]) {
         if self.phase == Phase::Finished || !self.in_flight.iter().any(|p| p.probe == probe) {
             return;
@@ -490,6 +507,17 @@ impl Discovery {
     /// [`poll_action`](Self::poll_action) returns `None`) and returns what was learned so far.
     /// Nodes being asked that had no earlier outcome are [`NodeOutcome::Unanswered`];
     /// [`DiscoveryError::timed_out`] is set. Close every probe's connection.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node, NodeOutcome};
+    ///
+    /// let mut d = Discovery::new(vec![Node::new("127.0.0.1:9001")], None, DiscoveryConfig::default());
+    /// let Some(Action::Probe { .. }) = d.poll_action(Instant::now()) else { panic!() };
+    /// let e = d.expire();
+    /// assert!(e.timed_out);
+    /// assert_eq!(e.nodes, [("127.0.0.1:9001".to_string(), NodeOutcome::Unanswered)]);
+    /// ```
     pub fn expire(&mut self) -> DiscoveryError {
         self.phase = Phase::Finished;
         self.found = None;

@@ -72,6 +72,19 @@ pub enum Error {
     /// dqlite 1.18.2 check on OPEN; older ones accept the OPEN and refuse the queries with
     /// an [`Error::Server`] "not leader" failure instead). [`is_not_leader`](Error::is_not_leader)
     /// is true for both.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(rt: R) -> dqlite_client::Result<()> {
+    /// use dqlite_client::{Config, Connection, Error};
+    /// match Connection::connect(rt.clone(), "127.0.0.1:9002", Config::new()).await {
+    ///     Err(Error::NotLeader { leader: Some(leader), .. }) => {
+    ///         let conn = Connection::connect(rt, leader.address.as_str(), Config::new()).await?;
+    ///         # let _ = conn;
+    ///     }
+    ///     other => { other?; }
+    /// }
+    /// # Ok(()) }
+    /// ```
     #[error("{address} is not the leader ({})", match leader {
         Some(l) => format!("it names {} (id {}) as leader", l.address, l.id),
         None => "it knows no leader".to_owned(),
@@ -86,6 +99,11 @@ pub enum Error {
     },
     /// A state the client's own logic rules out was reached: a bug in this crate, reported
     /// rather than panicking. Nothing was sent because of it.
+    ///
+    /// ```
+    /// let e = dqlite_client::Error::Internal("example");
+    /// assert!(e.to_string().contains("bug"));
+    /// ```
     #[error("internal error (a bug in dqlite-client): {0}")]
     Internal(&'static str),
 }

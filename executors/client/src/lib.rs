@@ -119,6 +119,14 @@ macro_rules! adapter_api {
 
         /// Connects to the node at `address` for cluster requests, with `config`'s
         /// deadlines.
+        ///
+        /// ```no_run
+        /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+        /// let config = dqlite_client::Config::new().request_timeout(std::time::Duration::from_secs(5));
+        #[doc = concat!("let mut node = ", module_path!(), "::connect_node_with(\"127.0.0.1:9002\", config).await?;")]
+        /// node.set_weight(2).await?;
+        /// # Ok(()) }
+        /// ```
         pub async fn connect_node_with(
             address: &str,
             config: $crate::Config,

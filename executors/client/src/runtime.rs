@@ -30,6 +30,13 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// under another spelling (`localhost:9001` and `127.0.0.1:9001`). The default parses
     /// literal addresses at once and resolves names on a short-lived thread; adapters use
     /// their runtime's resolver.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(rt: R) -> std::io::Result<()> {
+    /// let addrs = rt.resolve("localhost:9001").await?;
+    /// assert!(addrs.iter().all(|a| a.port() == 9001));
+    /// # Ok(()) }
+    /// ```
     fn resolve(&self, address: &str) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         crate::resolve::on_a_thread(address)
     }
