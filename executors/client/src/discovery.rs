@@ -58,7 +58,7 @@ where
     }
 }
 
-/// Whether `a` and `b` share a socket address (names that fail to resolve share none).
+/// Whether `name` resolves to one of `targets` (a name that fails to resolve does not).
 async fn resolves_to<R: Runtime>(rt: &R, name: &str, targets: &[SocketAddr]) -> bool {
     match resolve(rt, name).await {
         Ok(addrs) => addrs.iter().any(|a| targets.contains(a)),
