@@ -33,13 +33,27 @@ impl Node {
     }
 }
 
-/// Which leader hints (a follower naming another node) are followed.
+/// Which leader hints (a node naming another node as leader) are followed.
+///
+/// Whatever the policy, a named node is believed only once it confirms, on its own
+/// connection, that it leads: a redirect only decides whom else to ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectPolicy {
     /// Never: only nodes in the list are asked.
     Never,
-    /// Only to nodes already in the list (the default).
+    /// Strict: only to addresses spelled exactly as in the list, so that nothing but the
+    /// configured addresses is ever dialled (for example where a firewall or audit rule
+    /// allows only those). A cluster whose nodes were configured under other names than the
+    /// list uses (`localhost:9001` in the list, `127.0.0.1:9001` in the cluster) is then
+    /// found only if a listed node turns out to be the leader itself (see
+    /// [`Discovery::same_node`]), and a list holding only followers fails.
     KnownNodes,
+    /// To nodes of the cluster (the default): addresses in the list, addresses the driver
+    /// found to resolve to a listed node ([`Discovery::same_node`]), and addresses in the
+    /// cluster's own membership as a node reported it ([`Discovery::handle_members`]). This
+    /// follows the leader's own name for itself, as other dqlite clients do, while never
+    /// dialling an address the cluster does not claim.
+    Cluster,
     /// To any address a node names.
     Any,
 }
@@ -69,7 +83,7 @@ impl Default for DiscoveryConfig {
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(1),
             jitter_seed: 0x9e37_79b9_7f4a_7c15,
-            redirects: RedirectPolicy::KnownNodes,
+            redirects: RedirectPolicy::Cluster,
         }
     }
 }
@@ -126,6 +140,8 @@ pub enum NodeOutcome {
         /// Whom it named instead (empty: nobody).
         names: String,
     },
+    /// Was still being asked when the driver's deadline passed ([`Discovery::expire`]).
+    Unanswered,
 }
 
 impl fmt::Display for NodeOutcome {
@@ -148,6 +164,7 @@ impl fmt::Display for NodeOutcome {
             NodeOutcome::NotConfirmed { names } => {
                 write!(f, "named as leader by another node but names {names}")
             }
+            NodeOutcome::Unanswered => f.write_str("had not answered when the deadline passed"),
         }
     }
 }
@@ -159,6 +176,9 @@ pub struct DiscoveryError {
     pub rounds: u32,
     /// The last outcome of each node asked, in the order they were first asked.
     pub nodes: Vec<(String, NodeOutcome)>,
+    /// True when the driver's deadline ended the discovery ([`Discovery::expire`]) before
+    /// its rounds were over.
+    pub timed_out: bool,
 }
 
 impl DiscoveryError {
@@ -183,6 +203,9 @@ impl DiscoveryError {
 impl fmt::Display for DiscoveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "no leader found after {} round(s)", self.rounds)?;
+        if self.timed_out {
+            f.write_str(" (the deadline passed)")?;
+        }
         if self.nodes.is_empty() {
             return f.write_str(": no nodes to ask");
         }
@@ -255,6 +278,10 @@ pub struct Discovery {
     found: Option<Leader>,
     next_probe: u64,
     rng: u64,
+    /// Pairs of addresses the driver found to name the same node ([`Discovery::same_node`]).
+    aliases: Vec<(String, String)>,
+    /// Addresses in a membership list a node reported ([`Discovery::handle_members`]).
+    members: HashSet<String>,
 }
 
 impl Discovery {
@@ -285,6 +312,8 @@ impl Discovery {
             found: None,
             next_probe: 0,
             rng: config.jitter_seed | 1,
+            aliases: Vec::new(),
+            members: HashSet::new(),
         };
         match d.last_leader.clone() {
             Some(addr) => {
@@ -342,6 +371,7 @@ impl Discovery {
                         return Some(Action::Done(Err(DiscoveryError {
                             rounds: self.round,
                             nodes,
+                            timed_out: false,
                         })));
                     }
                     let pause = self.backoff();
@@ -357,8 +387,8 @@ impl Discovery {
             return;
         };
         let named = reply.address.as_str();
-        let confirms =
-            (!named.is_empty() && named == p.address) || (reply.id != 0 && reply.id == p.id);
+        let confirms = (!named.is_empty() && self.is_same(named, &p.address))
+            || (reply.id != 0 && reply.id == p.id);
         if confirms {
             if self.found.is_none() {
                 self.found = Some(Leader {
@@ -412,6 +442,109 @@ impl Discovery {
         self.in_flight.len()
     }
 
+    /// Tells the discovery that `alias` and `address` name the same node: the driver resolved
+    /// both and they share a socket address (or `alias` resolves to the very socket address a
+    /// probe of `address` is connected to). The discovery never resolves names itself.
+    ///
+    /// Call it before [`handle_reply`](Self::handle_reply) for the probe whose reply named
+    /// `alias`. Then a node that names itself under another spelling confirms itself, and
+    /// under [`RedirectPolicy::Cluster`] an alias of a listed node is followed.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node};
+    /// use dqlite_proto::NodeInfo;
+    ///
+    /// let mut d = Discovery::new(vec![Node::new("localhost:9001")], None, DiscoveryConfig::default());
+    /// let now = Instant::now();
+    /// let Some(Action::Probe { probe, address }) = d.poll_action(now) else { panic!() };
+    /// // The node calls itself 127.0.0.1:9001, which the driver resolved to where it is connected.
+    /// d.same_node("127.0.0.1:9001", &address);
+    /// d.handle_reply(probe, &NodeInfo { id: 1, address: "127.0.0.1:9001".into(), role: None });
+    /// let Some(Action::Done(Ok(leader))) = d.poll_action(now) else { panic!() };
+    /// assert_eq!(leader.address, "localhost:9001");
+    /// ```
+    pub fn same_node(&mut self, alias: &str, address: &str) {
+        if alias == address || self.is_same(alias, address) {
+            return;
+        }
+        self.aliases.push((alias.to_owned(), address.to_owned()));
+    }
+
+    /// A probe's node reported the cluster's membership (a CLUSTER reply). Under
+    /// [`RedirectPolicy::Cluster`] the addresses in it may be followed when a node names one
+    /// as leader. Call it before [`handle_reply`](Self::handle_reply) for that probe; it is
+    /// ignored for a probe that is not running.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node};
+    /// use dqlite_proto::NodeInfo;
+    ///
+    /// // Seeded with one follower, which names a leader outside the list.
+    /// let mut d = Discovery::new(vec![Node::new("127.0.0.1:9002")], None, DiscoveryConfig::default());
+    /// let now = Instant::now();
+    /// let Some(Action::Probe { probe, .. }) = d.poll_action(now) else { panic!() };
+    /// let leader = NodeInfo { id: 1, address: "127.0.0.1:9001".into(), role: None };
+    /// d.handle_members(probe, &[leader.clone()]);
+    /// d.handle_reply(probe, &leader);
+    /// // Followed: the named node is asked next, and must confirm itself.
+    /// let Some(Action::Probe { address, .. }) = d.poll_action(now) else { panic!() };
+    /// assert_eq!(address, "127.0.0.1:9001");
+    /// ```
+    pub fn handle_members(&mut self, probe: ProbeId, members: &[NodeInfo]) {
+        if self.phase == Phase::Finished || !self.in_flight.iter().any(|p| p.probe == probe) {
+            return;
+        }
+        for m in members {
+            if !m.address.is_empty() {
+                self.members.insert(m.address.as_str().to_owned());
+            }
+        }
+    }
+
+    /// The driver's deadline passed: ends the discovery (later inputs are ignored and
+    /// [`poll_action`](Self::poll_action) returns `None`) and returns what was learned so far.
+    /// Nodes being asked that had no earlier outcome are [`NodeOutcome::Unanswered`];
+    /// [`DiscoveryError::timed_out`] is set. Close every probe's connection.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node, NodeOutcome};
+    ///
+    /// let mut d = Discovery::new(vec![Node::new("127.0.0.1:9001")], None, DiscoveryConfig::default());
+    /// let Some(Action::Probe { .. }) = d.poll_action(Instant::now()) else { panic!() };
+    /// let e = d.expire();
+    /// assert!(e.timed_out);
+    /// assert_eq!(e.nodes, [("127.0.0.1:9001".to_string(), NodeOutcome::Unanswered)]);
+    /// ```
+    pub fn expire(&mut self) -> DiscoveryError {
+        self.phase = Phase::Finished;
+        self.found = None;
+        for p in std::mem::take(&mut self.in_flight) {
+            if !self.outcomes.iter().any(|(a, _)| *a == p.address) {
+                self.outcomes.push((p.address, NodeOutcome::Unanswered));
+            }
+        }
+        let mut nodes = std::mem::take(&mut self.outcomes);
+        let order = &self.first_asked;
+        nodes.sort_by_key(|(a, _)| order.iter().position(|o| o == a));
+        DiscoveryError {
+            rounds: self.round,
+            nodes,
+            timed_out: true,
+        }
+    }
+
+    /// Whether the two addresses are one spelling or declared aliases of each other.
+    fn is_same(&self, a: &str, b: &str) -> bool {
+        a == b
+            || self
+                .aliases
+                .iter()
+                .any(|(x, y)| (x == a && y == b) || (x == b && y == a))
+    }
+
     fn known_id(&self, address: &str) -> u64 {
         self.nodes
             .iter()
@@ -435,6 +568,11 @@ impl Discovery {
         let allowed = match self.config.redirects {
             RedirectPolicy::Never => false,
             RedirectPolicy::KnownNodes => known,
+            RedirectPolicy::Cluster => {
+                known
+                    || self.members.contains(address)
+                    || self.nodes.iter().any(|n| self.is_same(address, &n.address))
+            }
             RedirectPolicy::Any => true,
         };
         if !allowed {

@@ -1871,6 +1871,192 @@ fn a_leader_confirming_by_id_under_another_spelling_is_accepted() {
     assert_eq!((leader.address.as_str(), leader.id), ("127.0.0.1:9002", 2));
 }
 
+fn info(id: u64, address: &str) -> NodeInfo {
+    NodeInfo {
+        id,
+        address: text(address),
+        role: None,
+    }
+}
+
+fn next_probe(d: &mut Discovery, now: Instant) -> (ProbeId, String) {
+    match d.poll_action(now) {
+        Some(Action::Probe { probe, address }) => (probe, address),
+        other => panic!("expected a probe, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_cluster_policy_follows_aliases_of_listed_nodes_and_the_strict_one_does_not() {
+    let now = Instant::now();
+    for policy in [RedirectPolicy::Cluster, RedirectPolicy::KnownNodes] {
+        let cfg = DiscoveryConfig {
+            redirects: policy,
+            ..config(1, 1)
+        };
+        let mut d = Discovery::new(nodes(&["localhost:1", "localhost:2"]), None, cfg);
+        let (p1, a1) = next_probe(&mut d, now);
+        assert_eq!(a1, "localhost:1");
+        // The follower names the leader by its own spelling; the driver resolved both names.
+        d.same_node("127.0.0.1:2", "localhost:2");
+        d.handle_reply(p1, &info(2, "127.0.0.1:2"));
+        let (p2, a2) = next_probe(&mut d, now);
+        match policy {
+            RedirectPolicy::Cluster => {
+                // Followed under the leader's own name, and confirmed there.
+                assert_eq!(a2, "127.0.0.1:2");
+                d.handle_reply(p2, &info(2, "127.0.0.1:2"));
+                let Some(Action::Done(Ok(leader))) = d.poll_action(now) else {
+                    panic!()
+                };
+                assert_eq!((leader.probe, leader.address.as_str()), (p2, "127.0.0.1:2"));
+            }
+            _ => {
+                // Strict: only listed spellings are dialled; the listed node confirms itself
+                // under its alias.
+                assert_eq!(a2, "localhost:2");
+                d.handle_reply(p2, &info(2, "127.0.0.1:2"));
+                let Some(Action::Done(Ok(leader))) = d.poll_action(now) else {
+                    panic!()
+                };
+                assert_eq!((leader.probe, leader.address.as_str()), (p2, "localhost:2"));
+            }
+        }
+    }
+
+    // An alias of some other node does not make a node confirm itself.
+    let mut d = Discovery::new(nodes(&["localhost:1"]), None, config(1, 1));
+    let (p, _) = next_probe(&mut d, now);
+    d.same_node("127.0.0.1:2", "localhost:2");
+    d.same_node("localhost:1", "localhost:1");
+    d.handle_reply(p, &info(2, "127.0.0.1:2"));
+    let Some(Action::Done(Err(e))) = d.poll_action(now) else {
+        panic!()
+    };
+    assert_eq!(
+        e.nodes,
+        [(
+            "localhost:1".to_string(),
+            NodeOutcome::Redirected {
+                to: "127.0.0.1:2".into(),
+                followed: false
+            }
+        )]
+    );
+}
+
+#[test]
+fn the_cluster_policy_follows_members_a_node_reported() {
+    let now = Instant::now();
+    let members = [info(1, "127.0.0.1:1"), info(2, "127.0.0.1:2")];
+    for policy in [
+        RedirectPolicy::Cluster,
+        RedirectPolicy::KnownNodes,
+        RedirectPolicy::Never,
+    ] {
+        // Seeded with a follower only.
+        let cfg = DiscoveryConfig {
+            redirects: policy,
+            ..config(4, 1)
+        };
+        let mut d = Discovery::new(nodes(&["127.0.0.1:1"]), None, cfg);
+        let (p1, _) = next_probe(&mut d, now);
+        d.handle_members(p1, &members);
+        d.handle_reply(p1, &info(2, "127.0.0.1:2"));
+        if policy == RedirectPolicy::Cluster {
+            let (p2, a2) = next_probe(&mut d, now);
+            assert_eq!(a2, "127.0.0.1:2");
+            d.handle_reply(p2, &info(2, "127.0.0.1:2"));
+            let Some(Action::Done(Ok(leader))) = d.poll_action(now) else {
+                panic!()
+            };
+            assert_eq!((leader.probe, leader.id), (p2, 2));
+        } else {
+            let Some(Action::Done(Err(e))) = d.poll_action(now) else {
+                panic!("{policy:?}")
+            };
+            assert_eq!(
+                e.nodes[0].1,
+                NodeOutcome::Redirected {
+                    to: "127.0.0.1:2".into(),
+                    followed: false
+                },
+                "{policy:?}"
+            );
+        }
+    }
+
+    // A membership reported on a probe that is not running counts for nothing, and a node
+    // outside the membership is not followed.
+    let mut d = Discovery::new(nodes(&["127.0.0.1:1"]), None, config(4, 1));
+    let (p1, _) = next_probe(&mut d, now);
+    d.handle_reply(p1, &info(3, "127.0.0.1:3"));
+    d.handle_members(p1, &[info(3, "127.0.0.1:3")]);
+    let Some(Action::Done(Err(e))) = d.poll_action(now) else {
+        panic!()
+    };
+    assert_eq!(
+        e.nodes[0].1,
+        NodeOutcome::Redirected {
+            to: "127.0.0.1:3".into(),
+            followed: false
+        }
+    );
+    assert!(!e.timed_out);
+}
+
+#[test]
+fn an_expired_discovery_reports_what_each_node_said_so_far() {
+    let now = Instant::now();
+    let mut d = Discovery::new(nodes(&["a", "b", "c"]), None, config(4, 8));
+    let (pa, _) = next_probe(&mut d, now);
+    let (pb, _) = next_probe(&mut d, now);
+    let (pc, _) = next_probe(&mut d, now);
+    d.handle_failure(pa, "connection refused");
+    d.handle_reply(pb, &info(0, ""));
+    let e = d.expire();
+    assert!(e.timed_out);
+    assert_eq!(e.rounds, 1);
+    assert_eq!(
+        e.nodes,
+        [
+            (
+                "a".to_string(),
+                NodeOutcome::Unreachable("connection refused".into())
+            ),
+            ("b".to_string(), NodeOutcome::NoLeader),
+            ("c".to_string(), NodeOutcome::Unanswered),
+        ]
+    );
+    let msg = e.to_string();
+    for part in [
+        "deadline passed",
+        "a unreachable (connection refused)",
+        "c had not answered",
+    ] {
+        assert!(msg.contains(part), "{msg:?} lacks {part:?}");
+    }
+    // Over: later inputs change nothing.
+    d.handle_reply(pc, &info(3, "c"));
+    assert_eq!(d.poll_action(now), None);
+    assert_eq!(d.in_flight(), 0);
+
+    // During a pause, a node in flight again keeps its earlier outcome.
+    let mut d = Discovery::new(nodes(&["a"]), None, config(1, 3));
+    let (p, _) = next_probe(&mut d, now);
+    d.handle_failure(p, "refused");
+    assert_eq!(d.poll_action(now), None, "pausing before round 2");
+    let until = d.poll_timeout().unwrap();
+    let (_, a) = next_probe(&mut d, until);
+    assert_eq!(a, "a");
+    let e = d.expire();
+    assert_eq!(e.rounds, 2);
+    assert_eq!(
+        e.nodes,
+        [("a".to_string(), NodeOutcome::Unreachable("refused".into()))]
+    );
+}
+
 #[test]
 fn the_last_known_leader_is_asked_alone_first() {
     let list = || nodes(&["a", "b", "c"]);
@@ -2214,6 +2400,7 @@ mod discovery_properties {
             policy in prop_oneof![
                 Just(RedirectPolicy::Never),
                 Just(RedirectPolicy::KnownNodes),
+                Just(RedirectPolicy::Cluster),
                 Just(RedirectPolicy::Any)
             ],
             last_leader in proptest::option::of(0usize..8),

@@ -27,6 +27,13 @@ pub enum Behaviour {
     Answer,
     /// Accepts connections and reads requests but never answers anything.
     Silent,
+    /// Like [`Answer`](Behaviour::Answer), but as a follower of a server since dqlite
+    /// 1.18.2: OPEN fails with "not leader" (10250), and LEADER names node 2 at
+    /// `127.0.0.1:<leader_port>`.
+    FollowerRefusingOpen {
+        /// The port of the leader it names.
+        leader_port: u16,
+    },
 }
 
 /// A running fake node; stopped and joined on drop.
@@ -131,7 +138,7 @@ fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &Atomi
                 continue;
             }
             let mut out = Vec::new();
-            for resp in state.answer(&req, me) {
+            for resp in state.answer(&req, me, behaviour) {
                 resp.encode(&mut out);
             }
             for piece in out.chunks(512) {
@@ -150,12 +157,30 @@ struct Session {
 }
 
 impl Session {
-    fn answer(&mut self, req: &Request<'_>, me: SocketAddr) -> Vec<Response> {
+    fn answer(&mut self, req: &Request<'_>, me: SocketAddr, behaviour: Behaviour) -> Vec<Response> {
         let node = NodeInfo {
             id: 1,
             address: Text::from(me.to_string()),
             role: Some(NodeRole::Voter),
         };
+        if let Behaviour::FollowerRefusingOpen { leader_port } = behaviour {
+            match req {
+                Request::Leader => {
+                    return vec![Response::Server(NodeInfo {
+                        id: 2,
+                        address: Text::from(format!("127.0.0.1:{leader_port}")),
+                        role: None,
+                    })]
+                }
+                Request::Open { .. } => {
+                    return vec![Response::Failure(ServerFailure {
+                        code: 10250,
+                        message: "not leader".into(),
+                    })]
+                }
+                _ => {}
+            }
+        }
         match req {
             Request::Leader => vec![Response::Server(NodeInfo { role: None, ..node })],
             Request::Client { .. } => vec![Response::Welcome {

@@ -137,7 +137,18 @@ impl Config {
         self
     }
 
-    /// Which leader hints to follow during discovery (default: only to known nodes).
+    /// Which leader hints to follow during discovery (default
+    /// [`RedirectPolicy::Cluster`]: the leader's own address when it resolves to a listed
+    /// node or is in the cluster's membership). [`RedirectPolicy::KnownNodes`] is the strict
+    /// option that only ever dials the listed addresses.
+    ///
+    /// ```
+    /// use dqlite_client::{Config, RedirectPolicy};
+    ///
+    /// // Only ever dial the addresses given (say, a firewall allows nothing else).
+    /// let strict = Config::new().redirect_policy(RedirectPolicy::KnownNodes);
+    /// # let _ = strict;
+    /// ```
     pub fn redirect_policy(mut self, policy: RedirectPolicy) -> Self {
         self.discovery.redirects = policy;
         self

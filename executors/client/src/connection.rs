@@ -90,9 +90,13 @@ impl<R: Runtime> std::fmt::Debug for Connection<R> {
 impl<R: Runtime> Connection<R> {
     /// Dials `address`, sends the handshake and opens the configured database on that node.
     ///
-    /// This talks to exactly that node; queries fail with "not leader" if it is a follower.
+    /// This talks to exactly that node. If it is a follower, servers since dqlite 1.18.2
+    /// refuse the OPEN: the error is then [`Error::NotLeader`], naming the leader when the
+    /// node knows it. Older servers (1.11 and up to 1.18.1) accept it, and the queries fail
+    /// with a "not leader" server error instead ([`Error::is_not_leader`] is true for both).
     /// To find the leader among several nodes use [`connect_cluster`](crate::connect_cluster)
-    /// or a [`Pool`](crate::Pool).
+    /// or a [`Pool`](crate::Pool); for cluster requests to a chosen node (a follower
+    /// included) use a [`NodeClient`](crate::NodeClient).
     pub async fn connect(rt: R, address: &str, config: Config) -> Result<Connection<R>> {
         let config = Arc::new(config);
         let span = tracing::debug_span!("dqlite.connect", address);
@@ -129,7 +133,9 @@ impl<R: Runtime> Connection<R> {
             rng: seed,
         };
         let name = conn.config.database.clone();
-        conn.call(Effect::None, |c| c.open(&name)).await?;
+        if let Err(e) = conn.call(Effect::None, |c| c.open(&name)).await {
+            return Err(crate::node::explain_open_failure(&mut conn, e).await);
+        }
         Ok(conn)
     }
 
@@ -297,9 +303,9 @@ impl<R: Runtime> Connection<R> {
             .await
         }
         .await;
-        if undone.is_ok() {
+        let Err(first) = undone else {
             return Ok(());
-        }
+        };
         if outer {
             let rollback = [TxControl::Rollback];
             let _ = self
@@ -309,9 +315,8 @@ impl<R: Runtime> Connection<R> {
                 return Ok(());
             }
         }
-        let e = Error::Internal("a failed script could not be rolled back");
-        self.broken = Some(e.clone());
-        Err(e)
+        self.broken = Some(first.clone());
+        Err(first)
     }
 
     /// A script that controls transactions itself, one statement at a time.

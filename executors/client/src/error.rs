@@ -4,7 +4,7 @@ use std::io;
 use std::sync::Arc;
 
 use dqlite_proto::leader::DiscoveryError;
-use dqlite_proto::{ServerFailure, ValueType};
+use dqlite_proto::{NodeInfo, ServerFailure, ValueType};
 
 /// Result with the client's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,7 +28,9 @@ pub enum Error {
     /// A deadline passed.
     #[error("timed out: {0}")]
     Timeout(&'static str),
-    /// No leader could be found.
+    /// No leader could be found: what each node asked said, or why it could not be asked.
+    /// When the connect deadline ended the search ([`DiscoveryError::timed_out`]) it is also
+    /// a timeout ([`is_timeout`](Error::is_timeout)).
     #[error("{0}")]
     NoLeader(DiscoveryError),
     /// The pool could not provide a connection.
@@ -75,22 +77,57 @@ pub enum Error {
         /// Why the next statement failed.
         error: Box<Error>,
     },
-    /// A broken internal invariant of the client (a bug): the connection is not reused.
-    #[error("internal error (please report): {0}")]
-    Internal(&'static str),
     /// The outcome of a write or COMMIT cannot be known: the request was sent and then the
     /// connection was lost, or the leader lost leadership before the write committed. It may
     /// or may not have been applied; it is never retried automatically. Check the data
     /// (or make the write idempotent) before trying again.
     #[error("ambiguous outcome (the write may or may not have been applied): {0}")]
     Ambiguous(Box<Error>),
+    /// The node refused to open a database because it is not the leader (servers since
+    /// dqlite 1.18.2 check on OPEN; older ones accept the OPEN and refuse the queries with
+    /// an [`Error::Server`] "not leader" failure instead). [`is_not_leader`](Error::is_not_leader)
+    /// is true for both.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(rt: R) -> dqlite_client::Result<()> {
+    /// use dqlite_client::{Config, Connection, Error};
+    /// match Connection::connect(rt.clone(), "127.0.0.1:9002", Config::new()).await {
+    ///     Err(Error::NotLeader { leader: Some(leader), .. }) => {
+    ///         let conn = Connection::connect(rt, leader.address.as_str(), Config::new()).await?;
+    ///         # let _ = conn;
+    ///     }
+    ///     other => { other?; }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[error("{address} is not the leader ({})", match leader {
+        Some(l) => format!("it names {} (id {}) as leader", l.address, l.id),
+        None => "it knows no leader".to_owned(),
+    })]
+    NotLeader {
+        /// The node that refused.
+        address: String,
+        /// The leader as that node knows it, asked on the same connection.
+        leader: Option<NodeInfo>,
+        /// The server's failure.
+        failure: ServerFailure,
+    },
+    /// A state the client's own logic rules out was reached: a bug in this crate, reported
+    /// rather than panicking. The connection it came from is not reused.
+    ///
+    /// ```
+    /// let e = dqlite_client::Error::Internal("example");
+    /// assert!(e.to_string().contains("bug"));
+    /// ```
+    #[error("internal error (a bug in dqlite-client): {0}")]
+    Internal(&'static str),
 }
 
 impl Error {
     /// The server failure behind this error, if there is one.
     pub fn server_failure(&self) -> Option<&ServerFailure> {
         match self {
-            Error::Server(f) => Some(f),
+            Error::Server(f) | Error::NotLeader { failure: f, .. } => Some(f),
             Error::Ambiguous(e) => e.server_failure(),
             Error::PartlyApplied { error, .. } => error.server_failure(),
             _ => None,
@@ -136,6 +173,7 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         match self {
             Error::Timeout(_) => true,
+            Error::NoLeader(e) => e.timed_out,
             Error::Ambiguous(e) => e.is_timeout(),
             _ => false,
         }
@@ -144,9 +182,11 @@ impl Error {
     /// The connection that produced this error cannot be used again.
     pub(crate) fn breaks_connection(&self) -> bool {
         match self {
-            Error::Connection(_) | Error::Protocol(_) | Error::Timeout(_) | Error::Internal(_) => {
-                true
-            }
+            Error::Connection(_)
+            | Error::Protocol(_)
+            | Error::Timeout(_)
+            | Error::Internal(_)
+            | Error::NotLeader { .. } => true,
             Error::Ambiguous(e) => e.breaks_connection(),
             Error::PartlyApplied { error, .. } => error.breaks_connection(),
             Error::Server(f) => f.is_not_leader() || f.is_leadership_lost() || f.code == 0,

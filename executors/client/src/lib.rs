@@ -22,8 +22,10 @@ mod connection;
 mod convert;
 mod discovery;
 mod error;
+mod node;
 mod params;
 mod pool;
+mod resolve;
 mod row;
 mod runtime;
 mod statement;
@@ -37,6 +39,7 @@ pub use connection::Connection;
 pub use convert::FromValue;
 pub use discovery::connect_cluster;
 pub use error::{Error, Misuse, Result};
+pub use node::NodeClient;
 pub use params::{IntoParams, Param};
 pub use pool::{Pool, PoolOptions, PoolStatus, PooledConnection};
 pub use row::{ColumnIndex, Row, Rows};
@@ -45,15 +48,18 @@ pub use statement::Statement;
 pub use stream::RowStream;
 pub use transaction::Transaction;
 
-pub use dqlite_proto::leader::{Discovery, DiscoveryConfig, RedirectPolicy};
+pub use dqlite_proto::leader::{
+    Discovery, DiscoveryConfig, DiscoveryError, NodeOutcome, RedirectPolicy,
+};
 pub use dqlite_proto::{
     ExecResult, File, Limits, Metadata, NodeInfo, NodeRole, RowsBatch, Text, Value, ValueType,
 };
 
 /// Defines an adapter crate's entry points for its runtime type `$rt` (which must implement
 /// [`Runtime`] and `Default`): the `Connection`, `Pool`, `Transaction`, `RowStream` and
-/// `PooledConnection` aliases, and `connect`, `connect_with`, `connect_cluster`,
-/// `create_pool` and `create_pool_with`. Adapters stay a few lines long and identical in
+/// `PooledConnection` and `NodeClient` aliases, and `connect`, `connect_with`,
+/// `connect_cluster`, `connect_node`, `connect_node_with`, `create_pool` and
+/// `create_pool_with`. Adapters stay a few lines long and identical in
 /// shape.
 #[doc(hidden)]
 #[macro_export]
@@ -73,6 +79,9 @@ macro_rules! adapter_api {
         pub type Transaction<'c> = $crate::Transaction<'c, $rt>;
         /// A row stream on this runtime: see [`dqlite_client::RowStream`](::dqlite_client::RowStream).
         pub type RowStream<'c> = $crate::RowStream<'c, $rt>;
+        /// A node-level handle on this runtime, for cluster requests to any node (no
+        /// database opened): see [`dqlite_client::NodeClient`](::dqlite_client::NodeClient).
+        pub type NodeClient = $crate::NodeClient<$rt>;
 
         /// Connects to the node at `address` and opens the `"default"` database there.
         pub async fn connect(address: &str) -> $crate::Result<Connection> {
@@ -93,6 +102,37 @@ macro_rules! adapter_api {
             config: $crate::Config,
         ) -> $crate::Result<Connection> {
             $crate::connect_cluster(<$rt>::default(), addresses, config).await
+        }
+
+        /// Connects to the node at `address` for cluster requests (leader, cluster,
+        /// describe, weight, transfer, add, assign, remove, dump), without opening a
+        /// database: works on followers too.
+        ///
+        /// ```no_run
+        /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+        #[doc = concat!("let mut node = ", module_path!(), "::connect_node(\"127.0.0.1:9002\").await?;")]
+        /// println!("leader: {:?}", node.leader().await?);
+        /// # Ok(()) }
+        /// ```
+        pub async fn connect_node(address: &str) -> $crate::Result<NodeClient> {
+            connect_node_with(address, $crate::Config::default()).await
+        }
+
+        /// Connects to the node at `address` for cluster requests, with `config`'s
+        /// deadlines.
+        ///
+        /// ```no_run
+        /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+        /// let config = dqlite_client::Config::new().request_timeout(std::time::Duration::from_secs(5));
+        #[doc = concat!("let mut node = ", module_path!(), "::connect_node_with(\"127.0.0.1:9002\", config).await?;")]
+        /// node.set_weight(2).await?;
+        /// # Ok(()) }
+        /// ```
+        pub async fn connect_node_with(
+            address: &str,
+            config: $crate::Config,
+        ) -> $crate::Result<NodeClient> {
+            $crate::NodeClient::connect(<$rt>::default(), address, config).await
         }
 
         /// Creates a pool over the cluster at `addresses`, with default settings.

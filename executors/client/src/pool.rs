@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_lock::{Semaphore, SemaphoreGuardArc};
-use dqlite_proto::leader::{DiscoveryConfig, Node};
+use dqlite_proto::leader::{DiscoveryConfig, Node, RedirectPolicy};
 use dqlite_proto::{ExecResult, Value};
 
 use crate::config::Config;
@@ -150,6 +150,8 @@ impl<R: Runtime> Pool<R> {
                 rt,
                 one_round: Arc::new(config.clone().discovery(DiscoveryConfig {
                     max_rounds: 1,
+                    // The cached leader alone: a hint elsewhere means a full discovery.
+                    redirects: RedirectPolicy::Never,
                     ..config.discovery
                 })),
                 config: Arc::new(config),

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,23 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
     /// Dials `address` (`host:port`), with `TCP_NODELAY` and keepalive set on the socket.
     fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>>;
+
+    /// Resolves `address` (`host:port`) to socket addresses, without blocking the executor.
+    /// Leader discovery and [`NodeClient`](crate::NodeClient) resolve every name at each
+    /// dial (never once for good), and compare resolved addresses to recognise a node named
+    /// under another spelling (`localhost:9001` and `127.0.0.1:9001`). The default parses
+    /// literal addresses at once and resolves names on a short-lived thread; adapters use
+    /// their runtime's resolver.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(rt: R) -> std::io::Result<()> {
+    /// let addrs = rt.resolve("localhost:9001").await?;
+    /// assert!(addrs.iter().all(|a| a.port() == 9001));
+    /// # Ok(()) }
+    /// ```
+    fn resolve(&self, address: &str) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        crate::resolve::on_a_thread(address)
+    }
 
     /// Completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use dqlite_client::*;
@@ -32,6 +33,11 @@ impl Runtime for Smol {
             socket2::SockRef::from(&stream).set_keepalive(true)?;
             Ok(stream)
         })
+    }
+
+    fn resolve(&self, address: &str) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        let address = address.to_owned();
+        Box::pin(async move { async_net::resolve(address.as_str()).await })
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {

@@ -21,6 +21,7 @@
 mod nap;
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use dqlite_client::*;
@@ -41,6 +42,11 @@ impl Runtime for Tokio {
             socket2::SockRef::from(&stream).set_keepalive(true)?;
             Ok(stream.compat())
         })
+    }
+
+    fn resolve(&self, address: &str) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        let address = address.to_owned();
+        Box::pin(async move { Ok(tokio::net::lookup_host(address).await?.collect()) })
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {

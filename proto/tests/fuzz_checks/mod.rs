@@ -1385,7 +1385,8 @@ impl LeaderModel {
         if !name.is_empty() {
             let follow = match self.policy {
                 RedirectPolicy::Never => false,
-                RedirectPolicy::KnownNodes => self.allowed.contains(name),
+                // No membership or aliases are reported here: Cluster follows listed names only.
+                RedirectPolicy::KnownNodes | RedirectPolicy::Cluster => self.allowed.contains(name),
                 _ => true,
             };
             if follow {
@@ -1429,9 +1430,10 @@ pub fn leader(data: &[u8]) {
         i if i == n => None,
         _ => Some(UNKNOWN_ADDRESS.to_owned()),
     };
-    let policy = match s.policy % 3 {
+    let policy = match s.policy % 4 {
         0 => RedirectPolicy::Never,
         1 => RedirectPolicy::KnownNodes,
+        2 => RedirectPolicy::Cluster,
         _ => RedirectPolicy::Any,
     };
     let config = DiscoveryConfig {
