@@ -626,3 +626,61 @@ fn response_codes_are_the_documented_ones() {
         assert_eq!(b[5], schema);
     }
 }
+
+// ----- the SQL lexer -------------------------------------------------------------------------
+
+/// SQL-ish text: the characters the lexer treats specially, mixed with words and spaces.
+fn sqlish() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("'".to_owned()),
+        Just("\"".to_owned()),
+        Just("`".to_owned()),
+        Just("[".to_owned()),
+        Just("]".to_owned()),
+        Just("--".to_owned()),
+        Just("/*".to_owned()),
+        Just("*/".to_owned()),
+        Just("\n".to_owned()),
+        Just(";".to_owned()),
+        Just("?".to_owned()),
+        Just(":a".to_owned()),
+        Just("@b".to_owned()),
+        Just("$c".to_owned()),
+        Just("::".to_owned()),
+        Just("(".to_owned()),
+        Just(")".to_owned()),
+        Just(" BEGIN ".to_owned()),
+        Just(" END ".to_owned()),
+        Just(" CASE ".to_owned()),
+        Just("CREATE TRIGGER ".to_owned()),
+        Just("SAVEPOINT ".to_owned()),
+        Just("ROLLBACK TO ".to_owned()),
+        "[a-zA-Z0-9_ é.+-]{0,6}",
+        any::<char>().prop_map(String::from),
+    ];
+    vec(piece, 0..24).prop_map(|p| p.concat())
+}
+
+proptest! {
+    /// Any text lexes without panicking; statements are non-overlapping, ordered slices of
+    /// the text; the summary agrees with them.
+    #[test]
+    fn sql_lexer_is_total_and_consistent(sql in sqlish()) {
+        let summary = dqlite_proto::sql::summarize(&sql);
+        let parts: Vec<_> = dqlite_proto::sql::statements(&sql).collect();
+        prop_assert_eq!(parts.len(), summary.statements);
+        prop_assert_eq!(parts.iter().map(|s| s.params).sum::<usize>(), summary.params);
+        prop_assert_eq!(parts.iter().any(|s| s.tx_control.is_some()), summary.tx_control);
+        let base = sql.as_ptr() as usize;
+        let mut end = 0;
+        for part in &parts {
+            let start = part.sql.as_ptr() as usize - base;
+            prop_assert!(start >= end, "statements overlap");
+            prop_assert!(!part.sql.is_empty());
+            prop_assert_eq!(&sql[start..start + part.sql.len()], part.sql);
+            end = start + part.sql.len();
+        }
+        let marks = sql.matches(['?', ':', '@', '$']).count();
+        prop_assert!(summary.params <= marks || sql.contains(|c: char| c.is_ascii_digit()));
+    }
+}
