@@ -152,14 +152,6 @@ impl Runtime for TimedNaps {
         Tokio.sleep(duration)
     }
 
-    fn after_read(stream: &Self::Stream) {
-        Tokio::after_read(stream)
-    }
-
-    fn read_now(stream: &Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        Tokio::read_now(stream, buf)
-    }
-
     fn nap_timer(&self) -> NapTimer {
         let timer: NapTimer = if self.precise {
             Tokio.nap_timer()

@@ -1,16 +1,18 @@
 //! Busy-polling for a reply before parking ([`Config::busy_poll`](crate::Config::busy_poll)).
 //!
 //! When a read finds nothing, the wire may keep trying the socket directly (through
-//! [`Runtime::read_now`](crate::Runtime::read_now)) until a short window closes: in bursts
+//! [`NodeStream::read_now`](crate::NodeStream::read_now)) until a short window closes: in bursts
 //! of up to [`BURST`], asking the executor to poll it again at once after each instead of
 //! parking. A reply that arrives within the window is then read without the wake-up of a
 //! sleeping thread, which on loopback or a fast LAN is a large part of a small request's
 //! latency.
 //!
 //! Polling is kept to the waits where it pays and costs little:
-//! * only when this is the only connection of the process waiting for a server: with
+//! * only when this is the only connection of its group waiting for a server (a pool's
+//!   connections form a group; a connection made on its own is a group of one): with
 //!   several waiting, replies keep the executor busy anyway, and polling would only take
-//!   CPU from the other tasks (or from a server on the same machine);
+//!   CPU from the other tasks (or from a server on the same machine). Groups are separate,
+//!   so unrelated pools or libraries in one process do not change each other's policy;
 //! * not while the server is in the middle of a multi-part result, where larger, less
 //!   frequent reads are cheaper;
 //! * not after a window closed empty: the next 1, 3, 7, … up to [`MAX_SKIP`] waits park at
@@ -19,6 +21,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -35,14 +38,14 @@ fn would_block(result: &Option<io::Result<usize>>) -> bool {
     matches!(result, Some(Err(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted))
 }
 
-/// Connections of this process waiting for input from their server right now.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
-
 /// One connection's busy-polling state.
 pub(crate) struct BusyPoll {
     window: Duration,
     state: Spin,
-    /// This connection is counted in [`WAITING`].
+    /// Connections of this connection's group (its pool, or itself alone) waiting for
+    /// input from their server right now: unrelated pools never share a count.
+    waiting: Arc<AtomicUsize>,
+    /// This connection is counted in `waiting`.
     counted: bool,
     /// Waits left that park without polling.
     skip: u32,
@@ -62,11 +65,13 @@ enum Spin {
 }
 
 impl BusyPoll {
-    /// Polls for up to `window` per wait; zero never polls.
-    pub(crate) fn new(window: Duration) -> BusyPoll {
+    /// Polls for up to `window` per wait, while no other connection counted in `waiting`
+    /// waits; zero never polls.
+    pub(crate) fn new(window: Duration, waiting: Arc<AtomicUsize>) -> BusyPoll {
         BusyPoll {
             window,
             state: Spin::Idle,
+            waiting,
             counted: false,
             skip: 0,
             penalty: 0,
@@ -77,7 +82,7 @@ impl BusyPoll {
     pub(crate) fn waiting(&mut self) {
         if !self.counted {
             self.counted = true;
-            WAITING.fetch_add(1, Ordering::Relaxed);
+            self.waiting.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -99,7 +104,7 @@ impl BusyPoll {
     fn uncount(&mut self) {
         if self.counted {
             self.counted = false;
-            WAITING.fetch_sub(1, Ordering::Relaxed);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -125,7 +130,7 @@ impl BusyPoll {
                     self.skip -= 1;
                     return Poll::Pending;
                 }
-                if WAITING.load(Ordering::Relaxed) > 1 {
+                if self.waiting.load(Ordering::Relaxed) > 1 {
                     return Poll::Pending;
                 }
                 let until = Instant::now() + self.window;
@@ -197,10 +202,10 @@ mod tests {
         polled
     }
 
-    // One test, since WAITING is shared by every test of the process.
     #[test]
     fn windows_that_close_empty_back_off_and_a_caught_reply_resets() {
-        let mut bp = BusyPoll::new(Duration::from_micros(20));
+        let group = Arc::new(AtomicUsize::new(0));
+        let mut bp = BusyPoll::new(Duration::from_micros(20), group.clone());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // 1 then 3 then 7 waits are skipped after successive empty windows.
         assert!(empty_wait(&mut bp));
@@ -224,20 +229,24 @@ mod tests {
         assert_eq!(bp.penalty, 0);
         // Mid-result, and with another connection waiting, it parks at once.
         assert!(!empty_wait_in(&mut bp, true));
-        let mut other = BusyPoll::new(Duration::from_micros(20));
+        let mut other = BusyPoll::new(Duration::from_micros(20), group.clone());
         other.waiting();
         assert!(!empty_wait(&mut bp));
+        // A connection of another group waiting changes nothing.
+        let mut stranger = BusyPoll::new(Duration::from_micros(20), Arc::default());
+        stranger.waiting();
         drop(other);
         assert!(empty_wait(&mut bp));
+        drop(stranger);
         drop(bp);
         // A runtime without read_now turns it off.
-        let mut bp = BusyPoll::new(Duration::from_micros(20));
+        let mut bp = BusyPoll::new(Duration::from_micros(20), group.clone());
         bp.waiting();
         assert!(bp.poll_read(&mut cx, false, || None).is_pending());
         bp.wait_over();
         assert!(!empty_wait(&mut bp));
         assert!(bp.window.is_zero());
         drop(bp);
-        assert_eq!(WAITING.load(Ordering::Relaxed), 0);
+        assert_eq!(group.load(Ordering::Relaxed), 0);
     }
 }

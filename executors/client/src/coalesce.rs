@@ -4,7 +4,7 @@
 //! A server sends a long result in frames of a few KiB, each as soon as it is ready, and
 //! usually more slowly than the client decodes them: a client woken for every frame spends
 //! most of its CPU time being woken. Instead, while a result is arriving, the wire reads
-//! whatever the socket holds straight from it ([`Runtime::read_now`](crate::Runtime::read_now),
+//! whatever the socket holds straight from it ([`NodeStream::read_now`](crate::NodeStream::read_now),
 //! bypassing the reactor) and, when the socket is empty, naps for the coalescing interval on
 //! the runtime's [nap timer](crate::Runtime::nap_timer) (without asking the reactor to wake it
 //! for data) before reading everything that came meanwhile. A nap after which nothing has come

@@ -1,9 +1,13 @@
 //! Connection settings with finite defaults.
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dqlite_proto::leader::{DiscoveryConfig, RedirectPolicy};
 use dqlite_proto::Limits;
+
+use crate::transport::{DialFn, Dialer};
 
 /// Settings for connections (and the pool's connections).
 ///
@@ -32,6 +36,12 @@ pub struct Config {
     pub(crate) returning: bool,
     pub(crate) busy_poll: Duration,
     pub(crate) stream_coalesce: Duration,
+    pub(crate) dialer: Dialer,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsConfig>,
+    /// The busy-polling group: connections made with this config (a pool's) count each
+    /// other's waits; see [`Config::busy_poll`].
+    pub(crate) waiting: Arc<AtomicUsize>,
 }
 
 impl Default for Config {
@@ -50,6 +60,10 @@ impl Default for Config {
             returning: false,
             busy_poll: Config::DEFAULT_BUSY_POLL,
             stream_coalesce: Config::DEFAULT_STREAM_COALESCE,
+            dialer: Dialer::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            waiting: Arc::default(),
         }
     }
 }
@@ -179,7 +193,7 @@ impl Config {
     /// polls while it is the only connection of the process waiting for a server, and not
     /// in the middle of a multi-part result. When a window passes without a reply, the
     /// next waits park at once (1, 3, 7, … up to 63 of them), so a slow query or a distant
-    /// server costs little CPU. It needs [`Runtime::read_now`](crate::Runtime::read_now),
+    /// server costs little CPU. It needs [`NodeStream::read_now`](crate::NodeStream::read_now),
     /// which the tokio and smol adapters provide.
     pub fn busy_poll(mut self, window: Duration) -> Self {
         self.busy_poll = window;
@@ -198,11 +212,43 @@ impl Config {
     /// also has the CPU to itself more often). If nothing came during a nap, the connection
     /// waits for data as usual, so a slow server costs at most one interval. The last batch
     /// of a result can arrive up to one interval later. It needs
-    /// [`Runtime::read_now`](crate::Runtime::read_now), which the tokio and smol adapters
+    /// [`NodeStream::read_now`](crate::NodeStream::read_now), which the tokio and smol adapters
     /// provide.
     pub fn stream_coalesce(mut self, interval: Duration) -> Self {
         self.stream_coalesce = interval;
         self
+    }
+
+    /// Dials nodes with `dial` instead of the runtime's TCP (or unix-socket) dialer: it gets
+    /// each node's address as the cluster names it and returns any stream (a proxy, an SSH
+    /// tunnel, a test wrapper). Leader discovery, redirects and pools use it for every node;
+    /// the dial deadline covers it, and TLS, when configured, runs on top of what it returns.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use dqlite_client::{BoxStream, Config, Plain};
+    /// # async fn open_tunnel(to: String) -> std::io::Result<futures_util::io::Cursor<Vec<u8>>> { todo!() }
+    ///
+    /// // Every node through a tunnel of the application's own (any AsyncRead + AsyncWrite).
+    /// let config = Config::new().dial_with(Arc::new(|address: &str| {
+    ///     let address = address.to_owned();
+    ///     Box::pin(async move {
+    ///         let stream = open_tunnel(address).await?;
+    ///         Ok(Box::new(Plain::new(stream)) as BoxStream)
+    ///     })
+    /// }));
+    /// ```
+    pub fn dial_with(mut self, dial: Arc<DialFn>) -> Self {
+        self.dialer = Dialer(Some(dial));
+        self
+    }
+
+    /// A config like this one whose connections form a busy-polling group of their own.
+    pub(crate) fn own_group(&self) -> Config {
+        Config {
+            waiting: Arc::default(),
+            ..self.clone()
+        }
     }
 
     pub(crate) fn core(&self) -> dqlite_proto::Config {

@@ -20,8 +20,9 @@ use crate::runtime::{timeout, Runtime};
 use crate::statement::Statement;
 use crate::stream::RowStream;
 use crate::transaction::Transaction;
+use crate::transport::{dial, BoxStream};
 use crate::tx_state::{may_roll_back, TxState};
-use crate::wire::{Hooks, Wire};
+use crate::wire::Wire;
 use tracing::Instrument;
 
 /// First pause before retrying a BUSY statement; it doubles up to [`BUSY_PAUSE_CAP`].
@@ -54,7 +55,7 @@ pub(crate) enum Effect {
 /// every later call.
 pub struct Connection<R: Runtime> {
     pub(crate) rt: R,
-    pub(crate) wire: Wire<R::Stream>,
+    pub(crate) wire: Wire<BoxStream>,
     address: String,
     pub(crate) config: Arc<Config>,
     pid: u32,
@@ -98,10 +99,11 @@ impl<R: Runtime> Connection<R> {
     /// or a [`Pool`](crate::Pool); for cluster requests to a chosen node (a follower
     /// included) use a [`NodeClient`](crate::NodeClient).
     pub async fn connect(rt: R, address: &str, config: Config) -> Result<Connection<R>> {
-        let config = Arc::new(config);
+        // A connection made on its own is a busy-polling group of its own.
+        let config = Arc::new(config.own_group());
         let span = tracing::debug_span!("dqlite.connect", address);
         async move {
-            let wire = dial(&rt, address, &config).await?;
+            let (wire, _) = dial(&rt, address, &config).await?;
             Self::open(rt, wire, address.to_owned(), config).await
         }
         .instrument(span)
@@ -111,7 +113,7 @@ impl<R: Runtime> Connection<R> {
     /// Opens the database on a wire that completed the handshake.
     pub(crate) async fn open(
         rt: R,
-        wire: Wire<R::Stream>,
+        wire: Wire<BoxStream>,
         address: String,
         config: Arc<Config>,
     ) -> Result<Connection<R>> {
@@ -1074,29 +1076,6 @@ pub(crate) fn rollback_sql(depth: u32) -> String {
         "ROLLBACK".to_owned()
     } else {
         format!("ROLLBACK TO SAVEPOINT dqlite_sp{depth}; RELEASE SAVEPOINT dqlite_sp{depth}")
-    }
-}
-
-/// Dials `address` within the dial timeout and queues the handshake.
-pub(crate) async fn dial<R: Runtime>(
-    rt: &R,
-    address: &str,
-    config: &Config,
-) -> Result<Wire<R::Stream>> {
-    match timeout(rt, config.dial_timeout, rt.connect(address)).await {
-        None => Err(Error::Timeout("dialing")),
-        Some(Err(e)) => Err(e.into()),
-        Some(Ok(stream)) => Ok(Wire::new(
-            stream,
-            config.core(),
-            Hooks {
-                after_read: R::after_read,
-                read_now: R::read_now,
-                nap: rt.nap_timer(),
-            },
-            config.busy_poll,
-            config.stream_coalesce,
-        )),
     }
 }
 

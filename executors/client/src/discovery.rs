@@ -19,14 +19,15 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::resolve::{dial_resolved, resolve};
+use crate::resolve::resolve;
 use crate::runtime::{timeout, BoxFuture, Runtime};
+use crate::transport::{dial, BoxStream};
 use crate::wire::Wire;
 use tracing::Instrument;
 
 /// What one probe learned.
-struct Probed<S> {
-    wire: Wire<S>,
+struct Probed {
+    wire: Wire<BoxStream>,
     /// The address dialled.
     address: String,
     /// The LEADER reply.
@@ -38,18 +39,15 @@ struct Probed<S> {
     members: Option<Vec<NodeInfo>>,
 }
 
-type ProbeResult<S> = (ProbeId, Result<Probed<S>>);
+type ProbeResult = (ProbeId, Result<Probed>);
 
 /// One request on a probe's wire.
-async fn ask<S>(
-    wire: &mut Wire<S>,
+async fn ask(
+    wire: &mut Wire<BoxStream>,
     f: impl FnOnce(
         &mut dqlite_proto::Connection,
     ) -> std::result::Result<dqlite_proto::RequestId, dqlite_proto::Error>,
-) -> Result<Reply>
-where
-    S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
-{
+) -> Result<Reply> {
     let id = f(&mut wire.core)?;
     let ev = wire.next_event(id).await?;
     match ev.reply {
@@ -75,9 +73,9 @@ async fn probe<R: Runtime>(
     address: String,
     listed: Arc<Vec<String>>,
     config: Arc<Config>,
-) -> Result<Probed<R::Stream>> {
+) -> Result<Probed> {
     let work = async {
-        let (mut wire, peer) = dial_resolved(&rt, &address, &config).await?;
+        let (mut wire, peer) = dial(&rt, &address, &config).await?;
         let info = match ask(&mut wire, |c| c.leader()).await? {
             Reply::Leader(n) => n,
             other => return Err(crate::connection::unexpected(other, "SERVER")),
@@ -87,7 +85,7 @@ async fn probe<R: Runtime>(
         let named = info.address.as_str().to_owned();
         if !named.is_empty() && named != address {
             let named_addrs = resolve(&rt, &named).await.unwrap_or_default();
-            if named_addrs.contains(&peer) {
+            if peer.is_some_and(|p| named_addrs.contains(&p)) {
                 // The node named itself under another spelling.
                 aliases.push((named, address.clone()));
             } else if config.discovery.redirects == RedirectPolicy::Cluster
@@ -141,9 +139,8 @@ pub(crate) async fn connect_leader<R: Runtime>(
     let listed: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
     let work = async {
         let mut discovery = Discovery::new(nodes, last_leader, config.discovery);
-        let mut probes: FuturesUnordered<BoxFuture<'static, ProbeResult<R::Stream>>> =
-            FuturesUnordered::new();
-        let mut wires: HashMap<ProbeId, Wire<R::Stream>> = HashMap::new();
+        let mut probes: FuturesUnordered<BoxFuture<'static, ProbeResult>> = FuturesUnordered::new();
+        let mut wires: HashMap<ProbeId, Wire<BoxStream>> = HashMap::new();
         let (wire, leader) = loop {
             let mut done = None;
             while let Some(action) = discovery.poll_action(rt.now()) {
@@ -239,5 +236,5 @@ pub async fn connect_cluster<R: Runtime>(
     config: Config,
 ) -> Result<Connection<R>> {
     let nodes = addresses.iter().map(|a| Node::new(*a)).collect();
-    connect_leader(&rt, nodes, None, Arc::new(config)).await
+    connect_leader(&rt, nodes, None, Arc::new(config.own_group())).await
 }

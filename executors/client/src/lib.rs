@@ -31,6 +31,7 @@ mod runtime;
 mod statement;
 mod stream;
 mod transaction;
+mod transport;
 mod tx_state;
 mod wire;
 
@@ -43,10 +44,13 @@ pub use node::NodeClient;
 pub use params::{IntoParams, Param};
 pub use pool::{Pool, PoolOptions, PoolStatus, PooledConnection};
 pub use row::{ColumnIndex, Row, Rows};
+#[cfg(unix)]
+pub use runtime::connect_unix_blocking;
 pub use runtime::{BoxFuture, NapTimer, Runtime};
 pub use statement::Statement;
 pub use stream::RowStream;
 pub use transaction::Transaction;
+pub use transport::{BoxStream, DialFn, Hooked, NoHooks, NodeStream, Plain, SocketHooks};
 
 pub use dqlite_proto::leader::{
     Discovery, DiscoveryConfig, DiscoveryError, NodeOutcome, RedirectPolicy,

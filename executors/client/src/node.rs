@@ -9,8 +9,8 @@ use dqlite_proto::{
 use crate::config::Config;
 use crate::connection::{unexpected, Connection};
 use crate::error::{Error, Result};
-use crate::resolve::dial_resolved;
 use crate::runtime::{timeout, Runtime};
+use crate::transport::{dial, BoxStream};
 use crate::wire::Wire;
 use tracing::Instrument;
 
@@ -46,7 +46,7 @@ use tracing::Instrument;
 /// ```
 pub struct NodeClient<R: Runtime> {
     rt: R,
-    wire: Wire<R::Stream>,
+    wire: Wire<BoxStream>,
     address: String,
     config: Arc<Config>,
     pid: u32,
@@ -85,7 +85,7 @@ impl<R: Runtime> NodeClient<R> {
         let config = Arc::new(config);
         let span = tracing::debug_span!("dqlite.connect_node", address);
         async move {
-            let (mut wire, _) = dial_resolved(&rt, address, &config).await?;
+            let (mut wire, _) = dial(&rt, address, &config).await?;
             match timeout(&rt, config.request_timeout, wire.flush()).await {
                 None => return Err(Error::Timeout("sending the handshake")),
                 Some(r) => r?,

@@ -145,6 +145,8 @@ impl<R: Runtime> Pool<R> {
             return Err(Error::Misuse(Misuse::NoAddresses));
         }
         let max = options.max_size.max(1);
+        // The pool's connections form one busy-polling group, apart from every other.
+        let config = config.own_group();
         let pool = Pool {
             inner: Arc::new(Inner {
                 rt,

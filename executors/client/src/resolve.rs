@@ -7,10 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::runtime::{timeout, BoxFuture, Runtime};
-use crate::wire::{Hooks, Wire};
+use crate::runtime::{BoxFuture, Runtime};
 
 type Slot = Arc<Mutex<(Option<io::Result<Vec<SocketAddr>>>, Option<Waker>)>>;
 
@@ -61,41 +58,4 @@ pub(crate) async fn resolve<R: Runtime>(rt: &R, address: &str) -> io::Result<Vec
         ));
     }
     Ok(addrs)
-}
-
-/// Resolves `address` now and dials its socket addresses in turn, within the dial timeout;
-/// returns the wire (handshake queued) and the socket address reached.
-pub(crate) async fn dial_resolved<R: Runtime>(
-    rt: &R,
-    address: &str,
-    config: &Config,
-) -> Result<(Wire<R::Stream>, SocketAddr)> {
-    let work = async {
-        let mut last = None;
-        for a in resolve(rt, address).await? {
-            match rt.connect(&a.to_string()).await {
-                Ok(stream) => return Ok((stream, a)),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
-    };
-    match timeout(rt, config.dial_timeout, work).await {
-        None => Err(Error::Timeout("dialing")),
-        Some(Err(e)) => Err(e.into()),
-        Some(Ok((stream, peer))) => {
-            let wire = Wire::new(
-                stream,
-                config.core(),
-                Hooks {
-                    after_read: R::after_read,
-                    read_now: R::read_now,
-                    nap: rt.nap_timer(),
-                },
-                config.busy_poll,
-                config.stream_coalesce,
-            );
-            Ok((wire, peer))
-        }
-    }
 }

@@ -1,4 +1,5 @@
-//! The little a runtime must provide: dialing a TCP stream, sleeping, and the time.
+//! The little a runtime must provide: dialing a TCP stream (and a unix socket), sleeping,
+//! and the time.
 
 use std::future::Future;
 use std::io;
@@ -6,8 +7,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{select, Either};
+
+use crate::transport::{BoxStream, NodeStream};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -18,11 +20,22 @@ pub type NapTimer = Box<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync
 
 /// An async runtime, as the client needs it. Adapter crates implement this in a few lines.
 pub trait Runtime: Clone + Send + Sync + 'static {
-    /// The TCP stream type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The TCP stream type, with the [`NodeStream`] hooks the runtime can offer.
+    type Stream: NodeStream;
 
-    /// Dials `address` (`host:port`), with `TCP_NODELAY` and keepalive set on the socket.
+    /// Dials `address` (`ip:port`), with `TCP_NODELAY` and keepalive set on the socket.
     fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>>;
+
+    /// Dials a unix socket: a path, or `@name` for a Linux abstract address (as go-dqlite
+    /// spells them). The default refuses with [`io::ErrorKind::Unsupported`]; the tokio and
+    /// smol adapters implement it.
+    fn connect_unix(&self, address: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let e = io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this runtime cannot dial the unix socket {address}"),
+        );
+        Box::pin(std::future::ready(Err(e)))
+    }
 
     /// Resolves `address` (`host:port`) to socket addresses, without blocking the executor.
     /// Leader discovery and [`NodeClient`](crate::NodeClient) resolve every name at each
@@ -49,25 +62,6 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         Instant::now()
     }
 
-    /// Called after every read from `stream`. On Linux, adapters re-arm `TCP_QUICKACK` here:
-    /// otherwise a delayed ACK from the client and Nagle's algorithm on the server can stall
-    /// the tail of a large result by about 40 ms. The default does nothing.
-    fn after_read(_stream: &Self::Stream) {}
-
-    /// Reads from `stream` straight from the socket, never waiting and bypassing the
-    /// runtime's reactor: `Some(Err(WouldBlock))` when nothing has arrived. The client uses
-    /// it to busy-poll briefly for a reply before parking (see [`Config::busy_poll`]), which
-    /// saves the wake-up of a sleeping thread on fast networks, and to read a long result a
-    /// few frames at a time between naps (see [`Config::stream_coalesce`]). `None` (the
-    /// default) means the adapter cannot, and the client does neither. It must not block: the
-    /// socket must be in non-blocking mode, as runtimes' sockets are.
-    ///
-    /// [`Config::busy_poll`]: crate::Config::busy_poll
-    /// [`Config::stream_coalesce`]: crate::Config::stream_coalesce
-    fn read_now(_stream: &Self::Stream, _buf: &mut [u8]) -> Option<io::Result<usize>> {
-        None
-    }
-
     /// Makes the timer one connection naps on in the middle of a long result (see
     /// [`Config::stream_coalesce`]), called once per connection; the connection has at most
     /// one nap under way at a time. Naps are short (1 ms by default) and should end close to
@@ -81,6 +75,27 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         let rt = self.clone();
         Box::new(move |duration| rt.sleep(duration))
     }
+}
+
+/// Connects a blocking unix socket to `address` (a path, or `@name` for a Linux abstract
+/// address) and makes it non-blocking, ready for an adapter to hand to its reactor.
+/// Connecting a local socket does not wait on the network.
+#[cfg(unix)]
+pub fn connect_unix_blocking(address: &str) -> io::Result<std::os::unix::net::UnixStream> {
+    let stream = match address.strip_prefix('@') {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Some(name) => {
+            #[cfg(target_os = "android")]
+            use std::os::android::net::SocketAddrExt;
+            #[cfg(target_os = "linux")]
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            std::os::unix::net::UnixStream::connect_addr(&addr)?
+        }
+        _ => std::os::unix::net::UnixStream::connect(address)?,
+    };
+    stream.set_nonblocking(true)?;
+    Ok(stream)
 }
 
 /// Runs `fut` for at most `limit`; `None` when the time ran out first.

@@ -5,16 +5,18 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dqlite_proto::{Config as CoreConfig, Connection as Core, Event, RequestId};
-use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::busy_poll::BusyPoll;
 use crate::coalesce::Coalesce;
 use crate::error::{Error, Result};
 use crate::runtime::NapTimer;
+use crate::transport::NodeStream;
 
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -25,48 +27,29 @@ pub(crate) struct Wire<S> {
     rbuf: Box<[u8]>,
     /// Events of requests other than the one being waited for (pipelined requests).
     stash: VecDeque<Event>,
-    /// [`Runtime::after_read`](crate::Runtime::after_read).
-    after_read: fn(&S),
-    /// [`Runtime::read_now`](crate::Runtime::read_now).
-    read_now: fn(&S, &mut [u8]) -> Option<io::Result<usize>>,
     spin: BusyPoll,
     coalesce: Coalesce,
     /// Batches received so far of a result with more to come (0: between results).
     batches: u32,
 }
 
-/// What the runtime adds to plain async reads.
-pub(crate) struct Hooks<S> {
-    /// Called after each read ([`Runtime::after_read`](crate::Runtime::after_read)).
-    pub(crate) after_read: fn(&S),
-    /// A read that bypasses the reactor ([`Runtime::read_now`](crate::Runtime::read_now)).
-    pub(crate) read_now: fn(&S, &mut [u8]) -> Option<io::Result<usize>>,
-    /// The timer for coalescing naps ([`Runtime::nap_timer`](crate::Runtime::nap_timer)).
-    pub(crate) nap: NapTimer,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
-    /// Waiting policy: `busy_poll` for replies, `coalesce` in the middle of a result.
+impl<S: NodeStream> Wire<S> {
+    /// Waiting policy: `busy_poll` for replies (only while no other connection counted in
+    /// `waiting` waits too), `coalesce` in the middle of a result, napping on `nap`.
     pub(crate) fn new(
         stream: S,
         config: CoreConfig,
-        hooks: Hooks<S>,
+        nap: NapTimer,
         busy_poll: Duration,
+        waiting: Arc<AtomicUsize>,
         coalesce: Duration,
     ) -> Wire<S> {
-        let Hooks {
-            after_read,
-            read_now,
-            nap,
-        } = hooks;
         Wire {
             stream,
             core: Core::new(config),
             rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
             stash: VecDeque::new(),
-            after_read,
-            read_now,
-            spin: BusyPoll::new(busy_poll),
+            spin: BusyPoll::new(busy_poll, waiting),
             coalesce: Coalesce::new(coalesce, nap),
             batches: 0,
         }
@@ -164,10 +147,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             };
             let mut read = None;
             if self.batches > 0 && !progressed && !write_blocked {
-                let (stream, rbuf, read_now) = (&self.stream, &mut self.rbuf, self.read_now);
+                let (stream, rbuf) = (&self.stream, &mut self.rbuf);
                 match self
                     .coalesce
-                    .poll_read(cx, self.batches, || read_now(stream, rbuf))
+                    .poll_read(cx, self.batches, || stream.read_now(rbuf))
                 {
                     Some(Poll::Pending) => return Poll::Pending,
                     direct => read = direct,
@@ -180,11 +163,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             if read.is_pending() {
                 self.spin.waiting();
                 if !progressed && !write_blocked {
-                    let (stream, rbuf, read_now) = (&self.stream, &mut self.rbuf, self.read_now);
+                    let (stream, rbuf) = (&self.stream, &mut self.rbuf);
                     let mid_result = self.batches > 0;
                     read = self
                         .spin
-                        .poll_read(cx, mid_result, || read_now(stream, rbuf));
+                        .poll_read(cx, mid_result, || stream.read_now(rbuf));
                 }
             }
             if read.is_ready() {
@@ -197,7 +180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.coalesce.reset();
-                    (self.after_read)(&self.stream);
+                    self.stream.after_read();
                     self.core
                         .handle_input(self.rbuf.get(..n).unwrap_or_default());
                     progressed = true;
@@ -222,7 +205,7 @@ struct NextEvent<'a, S> {
     id: RequestId,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Future for NextEvent<'_, S> {
+impl<S: NodeStream> Future for NextEvent<'_, S> {
     type Output = Result<Event>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Event>> {

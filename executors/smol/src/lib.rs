@@ -22,8 +22,24 @@ pub use dqlite_client::*;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Smol;
 
+/// A TCP stream to a node on smol, with the client's socket hooks.
+pub type TcpStream = Hooked<async_net::TcpStream, Smol>;
+
+impl SocketHooks<async_net::TcpStream> for Smol {
+    fn after_read(stream: &async_net::TcpStream) {
+        // Best effort: a failure only costs the delayed-ACK stall this avoids.
+        #[cfg(target_os = "linux")]
+        let _ = socket2::SockRef::from(stream).set_quickack(true);
+    }
+
+    fn read_now(stream: &async_net::TcpStream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        // The runtime keeps its sockets non-blocking, so this returns at once.
+        Some(io::Read::read(&mut &*socket2::SockRef::from(stream), buf))
+    }
+}
+
 impl Runtime for Smol {
-    type Stream = async_net::TcpStream;
+    type Stream = TcpStream;
 
     fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>> {
         let address = address.to_owned();
@@ -31,7 +47,15 @@ impl Runtime for Smol {
             let stream = async_net::TcpStream::connect(address).await?;
             stream.set_nodelay(true)?;
             socket2::SockRef::from(&stream).set_keepalive(true)?;
-            Ok(stream)
+            Ok(Hooked::new(stream))
+        })
+    }
+
+    fn connect_unix(&self, address: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let address = address.to_owned();
+        Box::pin(async move {
+            let stream = async_io::Async::new(connect_unix_blocking(&address)?)?;
+            Ok(Box::new(Plain::new(async_net::unix::UnixStream::from(stream))) as BoxStream)
         })
     }
 
@@ -44,17 +68,6 @@ impl Runtime for Smol {
         Box::pin(async move {
             async_io::Timer::after(duration).await;
         })
-    }
-
-    fn after_read(stream: &Self::Stream) {
-        // Best effort: a failure only costs the delayed-ACK stall this avoids.
-        #[cfg(target_os = "linux")]
-        let _ = socket2::SockRef::from(stream).set_quickack(true);
-    }
-
-    fn read_now(stream: &Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        // The runtime keeps its sockets non-blocking, so this returns at once.
-        Some(io::Read::read(&mut &*socket2::SockRef::from(stream), buf))
     }
 }
 

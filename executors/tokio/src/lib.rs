@@ -31,8 +31,30 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokio;
 
+/// A TCP stream to a node on tokio, with the client's socket hooks.
+pub type TcpStream = Hooked<Compat<tokio::net::TcpStream>, Tokio>;
+
+impl SocketHooks<Compat<tokio::net::TcpStream>> for Tokio {
+    fn after_read(stream: &Compat<tokio::net::TcpStream>) {
+        // Best effort: a failure only costs the delayed-ACK stall this avoids.
+        #[cfg(target_os = "linux")]
+        let _ = socket2::SockRef::from(stream.get_ref()).set_quickack(true);
+    }
+
+    fn read_now(
+        stream: &Compat<tokio::net::TcpStream>,
+        buf: &mut [u8],
+    ) -> Option<io::Result<usize>> {
+        // The runtime keeps its sockets non-blocking, so this returns at once.
+        Some(io::Read::read(
+            &mut &*socket2::SockRef::from(stream.get_ref()),
+            buf,
+        ))
+    }
+}
+
 impl Runtime for Tokio {
-    type Stream = Compat<tokio::net::TcpStream>;
+    type Stream = TcpStream;
 
     fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>> {
         let address = address.to_owned();
@@ -40,7 +62,15 @@ impl Runtime for Tokio {
             let stream = tokio::net::TcpStream::connect(address).await?;
             stream.set_nodelay(true)?;
             socket2::SockRef::from(&stream).set_keepalive(true)?;
-            Ok(stream.compat())
+            Ok(Hooked::new(stream.compat()))
+        })
+    }
+
+    fn connect_unix(&self, address: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let address = address.to_owned();
+        Box::pin(async move {
+            let stream = tokio::net::UnixStream::from_std(connect_unix_blocking(&address)?)?;
+            Ok(Box::new(Plain::new(stream.compat())) as BoxStream)
         })
     }
 
@@ -51,20 +81,6 @@ impl Runtime for Tokio {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
-    }
-
-    fn after_read(stream: &Self::Stream) {
-        // Best effort: a failure only costs the delayed-ACK stall this avoids.
-        #[cfg(target_os = "linux")]
-        let _ = socket2::SockRef::from(stream.get_ref()).set_quickack(true);
-    }
-
-    fn read_now(stream: &Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        // The runtime keeps its sockets non-blocking, so this returns at once.
-        Some(io::Read::read(
-            &mut &*socket2::SockRef::from(stream.get_ref()),
-            buf,
-        ))
     }
 
     /// On Linux, naps on a timerfd registered with tokio's reactor: `tokio::time::sleep`

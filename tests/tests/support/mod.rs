@@ -5,34 +5,41 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dqlite_client::{BoxFuture, Runtime};
+use dqlite_client::{BoxFuture, Hooked, Runtime, SocketHooks};
 use dqlite_smol::Smol;
 
 /// Direct socket reads so far.
 static READS_NOW: AtomicUsize = AtomicUsize::new(0);
 
-/// The smol runtime, counting [`Runtime::read_now`] calls.
+/// The smol runtime, whose TCP streams count their direct reads
+/// ([`NodeStream::read_now`](dqlite_client::NodeStream::read_now)).
 #[derive(Clone)]
 pub struct Counting;
 
+impl SocketHooks<async_net::TcpStream> for Counting {
+    fn after_read(stream: &async_net::TcpStream) {
+        <Smol as SocketHooks<_>>::after_read(stream)
+    }
+
+    fn read_now(stream: &async_net::TcpStream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        READS_NOW.fetch_add(1, Ordering::Relaxed);
+        <Smol as SocketHooks<_>>::read_now(stream, buf)
+    }
+}
+
 impl Runtime for Counting {
-    type Stream = <Smol as Runtime>::Stream;
+    type Stream = Hooked<async_net::TcpStream, Counting>;
 
     fn connect(&self, address: &str) -> BoxFuture<'static, io::Result<Self::Stream>> {
-        Smol.connect(address)
+        let dial = Smol.connect(address);
+        Box::pin(async move {
+            let stream = dial.await?;
+            Ok(Hooked::new(stream.into_inner()))
+        })
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Smol.sleep(duration)
-    }
-
-    fn after_read(stream: &Self::Stream) {
-        Smol::after_read(stream)
-    }
-
-    fn read_now(stream: &Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        READS_NOW.fetch_add(1, Ordering::Relaxed);
-        Smol::read_now(stream, buf)
     }
 }
 
