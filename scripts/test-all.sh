@@ -36,20 +36,30 @@ if [ "${#extra[@]}" -gt 0 ]; then
   bash tests/servers/setup.sh "${extra[@]}"
 fi
 
-durations=()
+# Every generation runs even when an earlier one failed; the summary names the failures.
+summary=()
+failed=0
 for g in "${generations[@]}"; do
   start=$(date +%s)
+  status=0
   if [ "$g" = bookworm ]; then
     echo "== bookworm: cargo test --workspace --locked (dqlite-demo from PATH)"
     # The version comes from the installed libdqlite0 package unless given.
-    env -u DQLITE_SERVER -u DQLITE_SERVER_ARGS cargo test --workspace --locked
+    env -u DQLITE_SERVER -u DQLITE_SERVER_ARGS cargo test --workspace --locked || status=$?
   else
     dir="$PWD/target/servers/$g"
     version=$(cat "$dir/VERSION")
     echo "== $g: cargo test -p dqlite-tests --locked (libdqlite0 $version, $dir/bin/dqlite-demo)"
     DQLITE_SERVER="$dir/bin/dqlite-demo" DQLITE_SERVER_VERSION="$version" \
-      env -u DQLITE_SERVER_ARGS cargo test -p dqlite-tests --locked
+      env -u DQLITE_SERVER_ARGS cargo test -p dqlite-tests --locked || status=$?
   fi
-  durations+=("$g: $(($(date +%s) - start)) s")
+  result=passed
+  if [ "$status" -ne 0 ]; then
+    result=FAILED
+    failed=1
+  fi
+  summary+=("$g $result in $(($(date +%s) - start)) s")
+  echo "== $g: $result in $(($(date +%s) - start)) s"
 done
-echo "test-all.sh: all passed (${durations[*]})"
+printf 'test-all.sh: %s\n' "${summary[@]}"
+exit "$failed"

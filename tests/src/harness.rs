@@ -61,9 +61,10 @@
 //! (trixie's server among them) can abort a follower (`free(): invalid size`) when a raft
 //! snapshot completes while a database that has another database after it grew during the
 //! snapshot; 1.18.2 fixed it. With a single database per cluster it cannot happen, so every
-//! test that kills, pauses or loads a cluster for long keeps to one database; tests that use
-//! several databases on one cluster fold them into one on those servers (see
-//! [`snapshot_aborts_with_several_databases`]).
+//! test that kills, pauses or loads a cluster for long (`workloads.rs`, `client.rs`'s
+//! failover, `silence.rs`, `network_faults.rs`, `retries.rs`, `cancellation.rs`) keeps to one
+//! database per cluster, on every generation. Only short scenarios that kill no node use
+//! several ([`snapshot_aborts_with_several_databases`] tells the affected versions).
 //!
 //! # Layout, logs, processes
 //!
@@ -111,6 +112,9 @@ use tempfile::TempDir;
 
 /// The command that installs the default server, `dqlite-demo`.
 pub const INSTALL_HINT: &str = "apt-get install -y go-dqlite";
+
+/// The command that unpacks the newer server generations under `target/servers`.
+pub const SETUP_HINT: &str = "bash tests/servers/setup.sh";
 
 /// Start attempts per node: a failed start (the server exited, or another
 /// process listens on one of its ports) is retried, on fresh ports for a first
@@ -271,8 +275,8 @@ pub fn dump_checkpoints() -> bool {
 }
 
 /// Whether a follower may abort (`free(): invalid size`) when a raft snapshot completes while
-/// a database followed by another one grew: dqlite 1.17.0 to 1.18.1. Tests that would use
-/// several databases on one busy cluster use one on these servers.
+/// a database followed by another one grew: dqlite 1.17.0 to 1.18.1. On these servers a test
+/// that uses several databases on one cluster cannot count on every node surviving.
 pub fn snapshot_aborts_with_several_databases() -> bool {
     ((1, 17, 0)..=(1, 18, 1)).contains(&server_version())
 }
@@ -688,7 +692,8 @@ fn spawn_error(program: &Path, error: &io::Error) -> String {
     };
     format!(
         "dqlite server `{}` {what}: {error}. Install the default server with \
-         `{INSTALL_HINT}`, or point DQLITE_SERVER at another dqlite server build",
+         `{INSTALL_HINT}`, unpack the newer generations with `{SETUP_HINT}`, or point \
+         DQLITE_SERVER at another dqlite server build",
         program.display()
     )
 }

@@ -16,14 +16,10 @@ fn addrs(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
-/// The scenarios' databases; on servers that can abort a follower when several databases
-/// grow during a snapshot, one shared database (the scenarios' tables have distinct names).
+/// One database per scenario. The scenarios kill no node and write little, so several
+/// databases on one cluster are fine on every generation; the failover test, which kills the
+/// leader under write load, keeps to one database (see `harness`, "Server generations").
 fn config(db: &str) -> Config {
-    let db = if harness::snapshot_aborts_with_several_databases() {
-        "client"
-    } else {
-        db
-    };
     Config::new()
         .database(db)
         .request_timeout(Duration::from_secs(10))
@@ -563,7 +559,7 @@ async fn cluster_aware<R: Runtime>(rt: R, cluster_addrs: &[String], leader: &str
 }
 
 fn behaviour(block: impl Block, rt: impl Runtime) {
-    let cluster = Cluster::start(3);
+    let mut cluster = Cluster::start(3);
     let leader_idx = cluster.wait_ready(3);
     let leader = cluster.db_address(leader_idx).to_string();
     let all = addrs(&cluster);
@@ -574,6 +570,17 @@ fn behaviour(block: impl Block, rt: impl Runtime) {
         transactions(rt.clone(), &leader).await;
         cluster_aware(rt.clone(), &all, &leader).await;
     });
+    // No node died on the way, except where the server documents that a follower may: the
+    // scenarios use several databases, which dqlite 1.17.0-1.18.1 can abort a follower on
+    // during a snapshot.
+    if !harness::snapshot_aborts_with_several_databases() {
+        for i in 0..cluster.size() {
+            assert!(
+                cluster.is_running(i),
+                "node {i} exited during the scenarios"
+            );
+        }
+    }
 }
 
 #[test]
