@@ -38,6 +38,35 @@
 //! - `DQLITE_SERVER_ENV`: extra environment for the server, whitespace-separated
 //!   `KEY=VALUE` pairs, e.g. `LIBDQLITE_TRACE=1 LIBRAFT_TRACE=1`.
 //!
+//! # Server generations
+//!
+//! The suite runs against three generations of released servers (README.md, "Tests"):
+//! Debian bookworm's 1.11 (the default `dqlite-demo`), trixie's 1.18.1 and forky's 1.18.x
+//! (unpacked by `tests/servers/setup.sh`). Where their documented behaviour differs, tests
+//! ask [`server_version`] or one of the predicates named after the behaviour
+//! ([`follower_open_refused`], [`dump_checkpoints`],
+//! [`snapshot_aborts_with_several_databases`]) and assert what that generation documents.
+//! (Two statements in one query and surplus parameters also differ between generations;
+//! the core refuses both before sending, so no test needs to tell them apart.) The version comes from, in order:
+//!
+//! - `DQLITE_SERVER_VERSION`: `MAJOR.MINOR.PATCH` of the server's libdqlite (a Debian
+//!   version such as `1.18.1-1` is accepted too);
+//! - a `VERSION` file beside the program's directory (`<dir>/../VERSION` for
+//!   `<dir>/dqlite-demo`), which `tests/servers/setup.sh` writes;
+//! - for the default program, the installed Debian package:
+//!   `dpkg-query -W -f '${Version}' libdqlite0`.
+//!
+//! If none applies, [`server_version`] panics and asks for `DQLITE_SERVER_VERSION`.
+//!
+//! **One database per cluster in fault and workload tests.** dqlite 1.17.0 to 1.18.1
+//! (trixie's server among them) can abort a follower (`free(): invalid size`) when a raft
+//! snapshot completes while a database that has another database after it grew during the
+//! snapshot; 1.18.2 fixed it. With a single database per cluster it cannot happen, so every
+//! test that kills, pauses or loads a cluster for long (`workloads.rs`, `client.rs`'s
+//! failover, `silence.rs`, `network_faults.rs`, `retries.rs`, `cancellation.rs`) keeps to one
+//! database per cluster, on every generation. Only short scenarios that kill no node use
+//! several ([`snapshot_aborts_with_several_databases`] tells the affected versions).
+//!
 //! # Layout, logs, processes
 //!
 //! Each node gets `<tmp>/dqlite-cluster-XXXX/node<i>/` holding `data/` (the
@@ -76,7 +105,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -84,6 +113,9 @@ use tempfile::TempDir;
 
 /// The command that installs the default server, `dqlite-demo`.
 pub const INSTALL_HINT: &str = "apt-get install -y go-dqlite";
+
+/// The command that unpacks the newer server generations under `target/servers`.
+pub const SETUP_HINT: &str = "bash tests/servers/setup.sh";
 
 /// Start attempts per node: a failed start (the server exited, or another
 /// process listens on one of its ports) is retried, on fresh ports for a first
@@ -196,6 +228,113 @@ impl Default for ServerCommand {
             start_timeout: Self::DEFAULT_START_TIMEOUT,
         }
     }
+}
+
+/// A dqlite server version: `(major, minor, patch)` of its libdqlite.
+pub type Version = (u32, u32, u32);
+
+/// The version of the dqlite server under test (see [Server generations](self#server-generations)
+/// for where it comes from), worked out once per process. Panics, asking for
+/// `DQLITE_SERVER_VERSION`, when it cannot be found.
+pub fn server_version() -> Version {
+    static VERSION: OnceLock<Version> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let command = ServerCommand::from_env();
+        detect_server_version(
+            |key| std::env::var(key).ok(),
+            &command.program,
+            || debian_package_version("libdqlite0"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// Whether the server refuses OPEN on a follower with "not leader" (FAILURE 10250): from
+/// 1.18.2. Older servers open the database and refuse the first statement instead.
+pub fn follower_open_refused() -> bool {
+    server_version() >= (1, 18, 2)
+}
+
+/// Whether DUMP checkpoints first: the main file holds every committed page and the WAL file
+/// is empty, from 1.18.4. Older servers send the main file and the WAL as they are.
+pub fn dump_checkpoints() -> bool {
+    server_version() >= (1, 18, 4)
+}
+
+/// Whether a follower may abort (`free(): invalid size`) when a raft snapshot completes while
+/// a database followed by another one grew: dqlite 1.17.0 to 1.18.1. On these servers a test
+/// that uses several databases on one cluster cannot count on every node surviving.
+pub fn snapshot_aborts_with_several_databases() -> bool {
+    ((1, 17, 0)..=(1, 18, 1)).contains(&server_version())
+}
+
+/// Works out the server version from `DQLITE_SERVER_VERSION` (via `lookup`), a `VERSION` file
+/// beside `program`'s directory, or, for the default program, `package_version()`.
+fn detect_server_version(
+    lookup: impl Fn(&str) -> Option<String>,
+    program: &Path,
+    package_version: impl FnOnce() -> Result<String, String>,
+) -> Result<Version, String> {
+    if let Some(v) = lookup("DQLITE_SERVER_VERSION").filter(|v| !v.trim().is_empty()) {
+        return parse_version(&v)
+            .ok_or_else(|| format!("DQLITE_SERVER_VERSION=`{v}` is not MAJOR.MINOR.PATCH"));
+    }
+    if let Some(file) = program
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join("../VERSION"))
+        .filter(|file| file.is_file())
+    {
+        let text = fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        return parse_version(&text).ok_or_else(|| {
+            format!(
+                "{} holds `{}`, not MAJOR.MINOR.PATCH",
+                file.display(),
+                text.trim()
+            )
+        });
+    }
+    if program == Path::new(ServerCommand::DEFAULT_PROGRAM) {
+        let v = package_version()?;
+        return parse_version(&v)
+            .ok_or_else(|| format!("libdqlite0's package version `{v}` is not understood"));
+    }
+    Err(format!(
+        "cannot tell which dqlite version `{}` is: set DQLITE_SERVER_VERSION=MAJOR.MINOR.PATCH \
+         (the version of its libdqlite)",
+        program.display()
+    ))
+}
+
+/// The installed version of Debian package `package`, from `dpkg-query`.
+fn debian_package_version(package: &str) -> Result<String, String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run dpkg-query to find the {package} version: {e}"))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || version.is_empty() {
+        return Err(format!(
+            "{package} is not installed ({INSTALL_HINT}), or set \
+             DQLITE_SERVER_VERSION=MAJOR.MINOR.PATCH"
+        ));
+    }
+    Ok(version)
+}
+
+/// Parses `1.18.1`, or a Debian version such as `1:1.11.5-1+b4` (epoch and revision
+/// ignored), into a [`Version`].
+fn parse_version(text: &str) -> Option<Version> {
+    let text = text.trim();
+    let text = text.split_once(':').map_or(text, |(_, rest)| rest);
+    let end = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let mut parts = text[..end].split('.').map(|p| p.parse::<u32>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
 }
 
 /// Ports handed out by [`reserve_loopback_addr`] in this process; never reused.
@@ -540,7 +679,8 @@ fn spawn_error(program: &Path, error: &io::Error) -> String {
     };
     format!(
         "dqlite server `{}` {what}: {error}. Install the default server with \
-         `{INSTALL_HINT}`, or point DQLITE_SERVER at another dqlite server build",
+         `{INSTALL_HINT}`, unpack the newer generations with `{SETUP_HINT}`, or point \
+         DQLITE_SERVER at another dqlite server build",
         program.display()
     )
 }
@@ -765,6 +905,46 @@ mod tests {
     #[should_panic(expected = "not of the form KEY=VALUE")]
     fn malformed_env_panics() {
         ServerCommand::from_lookup(|key| (key == "DQLITE_SERVER_ENV").then(|| "NOEQUALS".into()));
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("1.18.1\n"), Some((1, 18, 1)));
+        assert_eq!(parse_version("1.11.5-1+b4"), Some((1, 11, 5)));
+        assert_eq!(parse_version("2:1.18.7-1"), Some((1, 18, 7)));
+        assert_eq!(parse_version("1.18"), None);
+        assert_eq!(parse_version("1.18.1.2"), None);
+        assert_eq!(parse_version("x"), None);
+    }
+
+    #[test]
+    fn version_sources_in_order() {
+        let none = |_: &str| None;
+        let dpkg = || Ok("1.11.5-1+b4".to_owned());
+        let default = Path::new(ServerCommand::DEFAULT_PROGRAM);
+        let env = |key: &str| (key == "DQLITE_SERVER_VERSION").then(|| "1.18.7".into());
+        assert_eq!(detect_server_version(env, default, dpkg), Ok((1, 18, 7)));
+        assert_eq!(detect_server_version(none, default, dpkg), Ok((1, 11, 5)));
+
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("bin")).unwrap();
+        fs::write(dir.path().join("VERSION"), "1.18.1\n").unwrap();
+        let wrapped = dir.path().join("bin/dqlite-demo");
+        let no_dpkg = || Err("not asked".to_owned());
+        assert_eq!(
+            detect_server_version(none, &wrapped, no_dpkg),
+            Ok((1, 18, 1))
+        );
+        assert_eq!(
+            detect_server_version(env, &wrapped, no_dpkg),
+            Ok((1, 18, 7))
+        );
+
+        let other = Path::new("/opt/dqlite/server");
+        let e = detect_server_version(none, other, no_dpkg).unwrap_err();
+        assert!(e.contains("DQLITE_SERVER_VERSION"), "{e}");
+        let bad = |key: &str| (key == "DQLITE_SERVER_VERSION").then(|| "1.x".into());
+        assert!(detect_server_version(bad, default, dpkg).is_err());
     }
 
     #[test]

@@ -108,10 +108,12 @@ fn busy_polling_on_a_real_node() {
         assert!(resumed.is_some(), "polling never resumed");
 
         // Dropped after 1, 2, … 64 polls, mostly while polling: the connection answers its own
-        // queries after each drop.
+        // queries after each drop. The statement takes several milliseconds, so that on a busy
+        // machine, too, most drops still fall in the middle of the wait.
+        let dropped_statement = count_to(30_000);
         let mut points = 0;
         for n in 1..=64 {
-            let done = drop_after(long.fetch_val::<i64>(&medium, ()), n).await;
+            let done = drop_after(long.fetch_val::<i64>(&dropped_statement, ()), n).await;
             let v = n as i64;
             assert_eq!(
                 long.fetch_val::<i64>("SELECT ?", (v,))

@@ -1,11 +1,15 @@
 //! The protocol core alone, over a blocking socket, against a real dqlite cluster: handshake,
 //! LEADER, CLIENT, OPEN, CREATE, INSERT with parameters of every type, SELECT back, NULL
 //! cells, multi-part results, prepared statements, FAILURE codes and cluster requests.
+//!
+//! Where server generations document different answers (a follower's OPEN, a second statement
+//! in QUERY_SQL, surplus parameters, DUMP), each generation is held to its own; see
+//! `dqlite_tests::harness`, "Server generations".
 
 use bytes::Bytes;
-use dqlite_proto::{Error, Reply, Value, ValueType};
+use dqlite_proto::{Error, Misuse, Reply, Value, ValueType};
 use dqlite_tests::blocking::{BlockingConn, CallError};
-use dqlite_tests::harness::Cluster;
+use dqlite_tests::harness::{self, Cluster};
 
 fn rows_of(replies: Vec<Reply>) -> (Vec<String>, Vec<Vec<Value>>, usize) {
     let mut columns = Vec::new();
@@ -22,11 +26,15 @@ fn rows_of(replies: Vec<Reply>) -> (Vec<String>, Vec<Vec<Value>>, usize) {
     (columns, rows, batches)
 }
 
-fn server_code(e: CallError) -> u64 {
+fn server_failure(e: CallError) -> (u64, String) {
     match e {
-        CallError::Proto(Error::Server(f)) => f.code,
+        CallError::Proto(Error::Server(f)) => (f.code, f.message),
         other => panic!("expected a server failure, got {other:?}"),
     }
+}
+
+fn server_code(e: CallError) -> u64 {
+    server_failure(e).0
 }
 
 #[test]
@@ -205,12 +213,51 @@ fn core_over_blocking_socket_against_real_cluster() {
         1
     );
 
-    // A follower refuses SQL with "not leader".
-    f.call(|p| p.open("core-test")).unwrap();
-    let e = f.call(|p| p.query_sql("SELECT 1", &[])).unwrap_err();
-    match e {
+    // Two statements in one QUERY_SQL (1.15 and later refuse the request, older servers
+    // answer the first statement and drop the rest unseen) and more parameters than
+    // placeholders (SQLITE_RANGE up to 1.18.1; from 1.18.2 EXEC binds what the statement
+    // takes and stores the row, QUERY fails with code 10): the core refuses both before
+    // sending, so every generation behaves the same.
+    let refused = |r: Result<Vec<Reply>, CallError>| match r {
+        Err(CallError::Proto(Error::Misuse(m))) => m,
+        other => panic!("expected a refusal before sending, got {other:?}"),
+    };
+    assert_eq!(
+        refused(c.call(|p| p.query_sql("SELECT 1; SELECT 2", &[]))),
+        Misuse::MultipleStatements { statements: 2 }
+    );
+    let surplus = [Value::from("b"), Value::from("c")];
+    let count = Misuse::ParamCount {
+        expected: 1,
+        given: 2,
+    };
+    assert_eq!(
+        refused(c.call(|p| p.exec_sql("INSERT INTO u VALUES (?)", &surplus))),
+        count
+    );
+    assert_eq!(
+        refused(c.call(|p| p.query_sql("SELECT ?", &surplus))),
+        count
+    );
+    let stored = rows_of(
+        c.call(|p| p.query_sql("SELECT k FROM u ORDER BY k", &[]))
+            .unwrap(),
+    )
+    .1;
+    assert_eq!(stored, [[Value::from("a")]]);
+
+    // A follower refuses SQL with "not leader": from 1.18.2 already at OPEN, before that at
+    // the first statement.
+    let not_leader = |e: CallError| match e {
         CallError::Proto(Error::Server(failure)) => assert!(failure.is_not_leader(), "{failure:?}"),
         other => panic!("{other:?}"),
+    };
+    let open = f.call(|p| p.open("core-test"));
+    if harness::follower_open_refused() {
+        not_leader(open.unwrap_err());
+    } else {
+        open.unwrap();
+        not_leader(f.call(|p| p.query_sql("SELECT 1", &[])).unwrap_err());
     }
 
     // Node requests: DESCRIBE, WEIGHT, DUMP.
@@ -225,6 +272,30 @@ fn core_over_blocking_socket_against_real_cluster() {
         panic!("{r:?}")
     };
     assert_eq!(files.len(), 2);
-    assert!(files[0].data.starts_with(b"SQLite format 3\0"));
+    assert_eq!(files[0].name, "core-test");
+    assert_eq!(files[1].name, "core-test-wal");
+    let main = &files[0].data;
+    assert!(main.starts_with(b"SQLite format 3\0"));
+    let wal = &files[1].data;
+    if harness::dump_checkpoints() {
+        // Checkpointed: the main file alone holds the database (its header's page size
+        // times page count is its length), and the WAL is empty.
+        let page_size = match u16::from_be_bytes([main[16], main[17]]) {
+            1 => 65536,
+            n => usize::from(n),
+        };
+        let pages = u32::from_be_bytes([main[28], main[29], main[30], main[31]]);
+        assert_eq!(main.len(), page_size * pages as usize);
+        assert!(wal.is_empty(), "WAL of {} bytes", wal.len());
+    } else {
+        // The files as they are: the WAL, when there is one, starts with its magic number.
+        assert!(
+            wal.is_empty()
+                || wal.starts_with(&[0x37, 0x7f, 0x06, 0x82])
+                || wal.starts_with(&[0x37, 0x7f, 0x06, 0x83]),
+            "not a WAL: {:02x?}",
+            &wal[..wal.len().min(8)]
+        );
+    }
     assert!(c.core().is_idle());
 }

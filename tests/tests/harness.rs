@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dqlite_tests::harness::{process_group_members, Cluster, ServerCommand, INSTALL_HINT};
+use dqlite_tests::harness::{
+    process_group_members, Cluster, ServerCommand, INSTALL_HINT, SETUP_HINT,
+};
 
 fn accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
@@ -174,6 +176,7 @@ fn missing_server_binary_is_a_loud_failure() {
         .downcast_ref::<String>()
         .expect("a formatted panic message");
     assert!(message.contains(INSTALL_HINT), "{message}");
+    assert!(message.contains(SETUP_HINT), "{message}");
     assert!(message.contains("/nonexistent/dqlite-demo"), "{message}");
 }
 
