@@ -243,6 +243,24 @@ impl Config {
         self
     }
 
+    /// Speaks TLS to every node (feature `tls`): the handshake runs within the dial deadline
+    /// on top of the transport (TCP, unix socket or [`dial_with`](Config::dial_with)), and a
+    /// failure is [`Error::Tls`](crate::Error::Tls), never a plaintext fallback.
+    ///
+    /// ```no_run
+    /// # fn demo() -> dqlite_client::Result<()> {
+    /// use dqlite_client::{Config, TlsConfig};
+    /// let cert = std::fs::read("cluster.crt")?;
+    /// let key = std::fs::read("cluster.key")?;
+    /// let config = Config::new().tls(TlsConfig::from_pem(&cert, &cert, &key)?);
+    /// # let _ = config; Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// A config like this one whose connections form a busy-polling group of their own.
     pub(crate) fn own_group(&self) -> Config {
         Config {

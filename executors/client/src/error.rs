@@ -112,6 +112,18 @@ pub enum Error {
         /// The server's failure.
         failure: ServerFailure,
     },
+    /// A TLS handshake failed, or the server refused the client's certificate, or the TLS
+    /// settings cannot be used (`kind` says which). Never followed by a plaintext attempt.
+    #[error("TLS{}: {kind:?}: {message}", if address.is_empty() { String::new() } else { format!(" with {address}") })]
+    Tls {
+        /// The node's address (empty for settings, and for a refusal seen after the
+        /// handshake).
+        address: String,
+        /// What went wrong.
+        kind: TlsErrorKind,
+        /// The TLS library's description.
+        message: String,
+    },
     /// A state the client's own logic rules out was reached: a bug in this crate, reported
     /// rather than panicking. The connection it came from is not reused.
     ///
@@ -186,6 +198,7 @@ impl Error {
             | Error::Protocol(_)
             | Error::Timeout(_)
             | Error::Internal(_)
+            | Error::Tls { .. }
             | Error::NotLeader { .. } => true,
             Error::Ambiguous(e) => e.breaks_connection(),
             Error::PartlyApplied { error, .. } => error.breaks_connection(),
@@ -197,8 +210,34 @@ impl Error {
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::tls::tls_error("", &e) {
+            return tls;
+        }
         Error::Connection(Arc::new(e))
     }
+}
+
+/// Why TLS failed (see [`Error::Tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The server's certificate is not signed by a trusted CA.
+    UnknownIssuer,
+    /// The server's certificate has expired (or is not valid yet).
+    Expired,
+    /// The server's certificate is not valid for the name checked (the address's host, or
+    /// the configured server name).
+    NameMismatch,
+    /// The server refused the client (no client certificate, or one it does not trust).
+    Refused,
+    /// The server does not speak TLS (it closed the connection or sent something else).
+    NotTls,
+    /// The TLS settings are unusable (unreadable PEM, a key that does not fit, no name to
+    /// check a unix-socket node's certificate against).
+    Settings,
+    /// Another TLS failure; the message says which.
+    Other,
 }
 
 impl From<dqlite_proto::Error> for Error {

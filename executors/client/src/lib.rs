@@ -30,6 +30,8 @@ mod row;
 mod runtime;
 mod statement;
 mod stream;
+#[cfg(feature = "tls")]
+mod tls;
 mod transaction;
 mod transport;
 mod tx_state;
@@ -39,7 +41,7 @@ pub use config::Config;
 pub use connection::Connection;
 pub use convert::FromValue;
 pub use discovery::connect_cluster;
-pub use error::{Error, Misuse, Result};
+pub use error::{Error, Misuse, Result, TlsErrorKind};
 pub use node::NodeClient;
 pub use params::{IntoParams, Param};
 pub use pool::{Pool, PoolOptions, PoolStatus, PooledConnection};
@@ -49,6 +51,8 @@ pub use runtime::connect_unix_blocking;
 pub use runtime::{BoxFuture, NapTimer, Runtime};
 pub use statement::Statement;
 pub use stream::RowStream;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 pub use transaction::Transaction;
 pub use transport::{BoxStream, DialFn, Hooked, NoHooks, NodeStream, Plain, SocketHooks};
 

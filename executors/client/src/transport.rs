@@ -194,11 +194,10 @@ impl fmt::Debug for Dialer {
     }
 }
 
-/// A unix-socket address as go-dqlite spells it: `@name` for a Linux abstract address, or a
-/// path (starting with `/` or `.`). Anything else is `host:port`.
-pub(crate) fn unix_address(address: &str) -> Option<&str> {
-    (address.starts_with('@') || address.starts_with('/') || address.starts_with("./"))
-        .then_some(address)
+/// True for a unix-socket address as go-dqlite spells it: `@name` for a Linux abstract
+/// address, or a path (starting with `/` or `./`). Anything else is `host:port`.
+pub(crate) fn is_unix(address: &str) -> bool {
+    address.starts_with('@') || address.starts_with('/') || address.starts_with("./")
 }
 
 /// Dials `address` within the dial timeout by the configured transport (TLS included) and
@@ -244,8 +243,8 @@ async fn connect<R: Runtime>(
     if let Some(dial) = &config.dialer.0 {
         return Ok((dial(address).await?, None));
     }
-    if let Some(path) = unix_address(address) {
-        return Ok((rt.connect_unix(path).await?, None));
+    if is_unix(address) {
+        return Ok((rt.connect_unix(address).await?, None));
     }
     let mut last = None;
     for a in resolve(rt, address).await? {
@@ -265,11 +264,11 @@ mod tests {
 
     #[test]
     fn unix_addresses_as_go_dqlite_spells_them() {
-        assert_eq!(unix_address("@dqlite-1"), Some("@dqlite-1"));
-        assert_eq!(unix_address("/run/dqlite.sock"), Some("/run/dqlite.sock"));
-        assert_eq!(unix_address("./node.sock"), Some("./node.sock"));
-        assert_eq!(unix_address("127.0.0.1:9001"), None);
-        assert_eq!(unix_address("localhost:9001"), None);
-        assert_eq!(unix_address("[::1]:9001"), None);
+        assert!(is_unix("@dqlite-1"));
+        assert!(is_unix("/run/dqlite.sock"));
+        assert!(is_unix("./node.sock"));
+        assert!(!is_unix("127.0.0.1:9001"));
+        assert!(!is_unix("localhost:9001"));
+        assert!(!is_unix("[::1]:9001"));
     }
 }

@@ -1,0 +1,305 @@
+//! TLS for connections (feature `tls`): rustls over any transport, with no OpenSSL. It is
+//! compatible with go-dqlite clusters set up with `app.WithTLS`: see [`TlsConfig::from_pem`].
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_rustls::client::TlsStream;
+use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
+use futures_rustls::TlsConnector;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::error::{Error, Result, TlsErrorKind};
+use crate::transport::{BoxStream, NodeStream};
+
+/// TLS settings for every connection of a [`Config`](crate::Config) (and so of a pool):
+/// which servers to trust, the client certificate for mutual TLS, and the name servers'
+/// certificates must carry.
+///
+/// By default the name checked is the host of each node's address: an IP address is matched
+/// against the certificate's IP SANs, a host name against its DNS names. Leader redirects and
+/// membership refreshes use TLS to the addresses the cluster reports, checked the same way.
+#[derive(Clone)]
+pub struct TlsConfig {
+    config: Arc<ClientConfig>,
+    server_name: Option<ServerName<'static>>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// From a rustls client configuration of the caller's making (roots, client certificate,
+    /// protocol versions, a custom verifier).
+    pub fn new(config: Arc<ClientConfig>) -> TlsConfig {
+        TlsConfig {
+            config,
+            server_name: None,
+        }
+    }
+
+    /// Mutual TLS from PEM text: servers are verified against the certificates of `ca_pem`,
+    /// and the client presents the certificate chain `cert_pem` with its private key
+    /// `key_pem`.
+    ///
+    /// A go-dqlite cluster set up with `app.WithTLS(app.SimpleTLSConfig(cert, pool))` uses one
+    /// cluster certificate for everything: it is the CA that verifies both sides and the
+    /// certificate each side presents. Connect to it with the same file three times:
+    ///
+    /// ```no_run
+    /// # fn demo() -> dqlite_client::Result<()> {
+    /// use dqlite_client::{Config, TlsConfig};
+    /// let cert = std::fs::read("cluster.crt")?;
+    /// let key = std::fs::read("cluster.key")?;
+    /// let config = Config::new().tls(TlsConfig::from_pem(&cert, &cert, &key)?);
+    /// # let _ = config; Ok(()) }
+    /// ```
+    pub fn from_pem(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsConfig> {
+        let chain = certificates(cert_pem, "client certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|e| settings(format!("no usable private key in the key PEM: {e}")))?;
+        let config = builder(ca_pem)?
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| settings(format!("client certificate and key do not fit: {e}")))?;
+        Ok(TlsConfig::new(Arc::new(config)))
+    }
+
+    /// Server verification only, against the certificates of `ca_pem`; no client
+    /// certificate (for servers that do not ask for one).
+    pub fn server_only(ca_pem: &[u8]) -> Result<TlsConfig> {
+        let config = builder(ca_pem)?.with_no_client_auth();
+        Ok(TlsConfig::new(Arc::new(config)))
+    }
+
+    /// Checks every server's certificate against `name` instead of the host of its address
+    /// (needed for unix-socket addresses, or certificates issued for one cluster name).
+    pub fn server_name(mut self, name: &str) -> Result<TlsConfig> {
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|e| settings(format!("invalid TLS server name {name:?}: {e}")))?;
+        self.server_name = Some(name);
+        Ok(self)
+    }
+
+    /// Runs the handshake over `stream` to the node at `address` (the caller bounds it with
+    /// the dial deadline).
+    pub(crate) async fn wrap(&self, stream: BoxStream, address: &str) -> Result<BoxStream> {
+        let name = match &self.server_name {
+            Some(n) => n.clone(),
+            None => name_of(address)?,
+        };
+        let connector = TlsConnector::from(self.config.clone());
+        match connector.connect(name, stream).await {
+            Ok(tls) => Ok(Box::new(Tls(tls))),
+            Err(e) => Err(handshake_error(address, e)),
+        }
+    }
+}
+
+/// A TLS stream: it forwards `after_read` (re-arming TCP_QUICKACK helps TLS too) and
+/// declines `read_now`, since the socket's bytes are not the plaintext.
+struct Tls(TlsStream<BoxStream>);
+
+impl AsyncRead for Tls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+impl NodeStream for Tls {
+    fn after_read(&self) {
+        self.0.get_ref().0.after_read();
+    }
+}
+
+fn settings(message: String) -> Error {
+    Error::Tls {
+        address: String::new(),
+        kind: TlsErrorKind::Settings,
+        message,
+    }
+}
+
+fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| settings(format!("unreadable {what} PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(settings(format!("no certificate in the {what} PEM")));
+    }
+    Ok(certs)
+}
+
+/// A configuration builder trusting the certificates of `ca_pem`, on the ring provider
+/// with rustls's safe default protocol versions.
+fn builder(
+    ca_pem: &[u8],
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca_pem, "CA")? {
+        roots
+            .add(cert)
+            .map_err(|e| settings(format!("unusable CA certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| settings(format!("TLS versions: {e}")))?
+        .with_root_certificates(roots))
+}
+
+/// The server name of a `host:port` address: the host, an IP address or a DNS name.
+fn name_of(address: &str) -> Result<ServerName<'static>> {
+    let host = match address.rsplit_once(':') {
+        Some((host, _)) if !crate::transport::is_unix(address) => host,
+        _ => {
+            return Err(Error::Tls {
+                address: address.to_owned(),
+                kind: TlsErrorKind::Settings,
+                message: "no host name in this address to check the certificate against; \
+                          set TlsConfig::server_name"
+                    .to_owned(),
+            })
+        }
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned()).map_err(|e| Error::Tls {
+        address: address.to_owned(),
+        kind: TlsErrorKind::Settings,
+        message: format!("invalid TLS server name {host:?}: {e}"),
+    })
+}
+
+/// The typed error of a failed handshake with the node at `address`.
+fn handshake_error(address: &str, e: io::Error) -> Error {
+    match tls_error(address, &e) {
+        Some(typed) => typed,
+        None if e.kind() == io::ErrorKind::UnexpectedEof => Error::Tls {
+            address: address.to_owned(),
+            kind: TlsErrorKind::NotTls,
+            message: "the server closed the connection during the TLS handshake (is it a \
+                      plaintext node?)"
+                .to_owned(),
+        },
+        None => Error::from(e),
+    }
+}
+
+/// The typed error behind an I/O error that carries a rustls error (a handshake failure, or
+/// an alert the server sent after it, as TLS 1.3 servers do when they refuse a client
+/// certificate).
+pub(crate) fn tls_error(address: &str, e: &io::Error) -> Option<Error> {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    let inner = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let kind = match inner {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer | C::BadSignature => TlsErrorKind::UnknownIssuer,
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsErrorKind::Expired,
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsErrorKind::NameMismatch,
+            _ => TlsErrorKind::Other,
+        },
+        rustls::Error::AlertReceived(
+            A::CertificateRequired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::AccessDenied
+            | A::HandshakeFailure,
+        ) => TlsErrorKind::Refused,
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            TlsErrorKind::NotTls
+        }
+        _ => TlsErrorKind::Other,
+    };
+    Some(Error::Tls {
+        address: address.to_owned(),
+        kind,
+        message: inner.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_come_from_the_address_host() {
+        assert!(matches!(
+            name_of("127.0.0.1:9001"),
+            Ok(ServerName::IpAddress(_))
+        ));
+        assert!(matches!(
+            name_of("[::1]:9001"),
+            Ok(ServerName::IpAddress(_))
+        ));
+        assert!(matches!(
+            name_of("db.example:9001"),
+            Ok(ServerName::DnsName(_))
+        ));
+        for unnamed in ["@dqlite", "/run/dqlite.sock", "9001"] {
+            assert!(
+                matches!(
+                    name_of(unnamed),
+                    Err(Error::Tls {
+                        kind: TlsErrorKind::Settings,
+                        ..
+                    })
+                ),
+                "{unnamed}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_pem_is_a_settings_error() {
+        for e in [
+            TlsConfig::server_only(b"not a certificate").unwrap_err(),
+            TlsConfig::from_pem(b"", b"", b"").unwrap_err(),
+        ] {
+            assert!(
+                matches!(
+                    e,
+                    Error::Tls {
+                        kind: TlsErrorKind::Settings,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+        }
+    }
+}
