@@ -1,12 +1,12 @@
 //! Busy-polling (`Config::busy_poll`) against a real node, seen through a runtime that
-//! counts the client's direct socket reads (`Runtime::read_now`): a connection that polls
+//! counts the client's direct socket reads (`NodeStream::read_now`): a connection that polls
 //! tries the socket while it waits, one with polling off never does, and neither loses or
 //! mixes up an answer; a future dropped at any point while polling leaves the connection
 //! answering its own queries and still polling; a window that closes empty makes the next
 //! waits park at once.
 //!
-//! Everything is in one test: polling only happens while a single connection of the process
-//! waits for its server, and tests of one binary run side by side.
+//! Everything is in one test, so that the counts of direct reads belong to it alone (tests of
+//! one binary run side by side).
 
 mod support;
 
@@ -137,13 +137,19 @@ fn busy_polling_on_a_real_node() {
             }
         }
         assert!(dropped, "never dropped mid-wait");
+        // (Waits until one query shows it: a descheduled client thread may find a reply
+        // already there and have nothing to poll for.)
         let mut other = connect(long_window()).await.expect("connect");
-        let (n, got) = reads_now(other.fetch_val::<i64>(&medium, ())).await;
-        assert_eq!(got.expect("select"), 3_000);
-        assert!(
-            n > 1,
-            "not polling beside an abandoned wait ({n} direct reads)"
-        );
+        let mut polled = false;
+        for _ in 0..50 {
+            let (n, got) = reads_now(other.fetch_val::<i64>(&medium, ())).await;
+            assert_eq!(got.expect("select"), 3_000);
+            if n > 1 {
+                polled = true;
+                break;
+            }
+        }
+        assert!(polled, "not polling beside an abandoned wait");
         drop(long);
     });
 }

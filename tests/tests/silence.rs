@@ -65,6 +65,7 @@ fn silent_node_every_call_times_out_on_time() {
             min_size: 0,
             max_size: 2,
             acquire_timeout: Duration::from_millis(700),
+            ..PoolOptions::default()
         };
         let pool = Pool::new(Smol, &[addr.as_str()], short(), options)
             .await
@@ -107,6 +108,7 @@ fn paused_leader_times_out_then_pool_recovers() {
             min_size: 2,
             max_size: 4,
             acquire_timeout: Duration::from_secs(2),
+            ..PoolOptions::default()
         };
         let pool = Pool::new(Smol, &seeds, config(), options).await.unwrap();
 

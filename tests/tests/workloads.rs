@@ -207,6 +207,7 @@ async fn workload_pool(seeds: &[&str]) -> Pool<Smol> {
         min_size: 2,
         max_size: 8,
         acquire_timeout: Duration::from_secs(5),
+        ..PoolOptions::default()
     };
     Pool::new(Smol, seeds, config(), options).await.unwrap()
 }

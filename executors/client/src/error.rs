@@ -124,6 +124,15 @@ pub enum Error {
         /// The TLS library's description.
         message: String,
     },
+    /// The node store file (see [`PoolOptions::node_store`](crate::PoolOptions::node_store))
+    /// could not be read, is not in the node store's layout, or could not be written.
+    #[error("node store {path}: {reason}")]
+    NodeStore {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A state the client's own logic rules out was reached: a bug in this crate, reported
     /// rather than panicking. The connection it came from is not reused.
     ///

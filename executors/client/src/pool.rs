@@ -14,6 +14,7 @@ use crate::connection::Connection;
 use crate::convert::FromValue;
 use crate::discovery::connect_leader;
 use crate::error::{Error, Misuse, Result};
+use crate::node_store::NodeStore;
 use crate::params::IntoParams;
 use crate::row::{Row, Rows};
 use crate::runtime::{timeout, Runtime};
@@ -31,6 +32,9 @@ pub struct PoolOptions {
     pub max_size: usize,
     /// Longest wait in [`Pool::acquire`] (including connecting). Default 30 s.
     pub acquire_timeout: Duration,
+    /// A file that seeds the pool's node list and receives the cluster's membership every
+    /// time the pool reaches a leader (see [`PoolOptions::node_store`]). Default none.
+    pub node_store: Option<NodeStore>,
 }
 
 impl Default for PoolOptions {
@@ -39,6 +43,7 @@ impl Default for PoolOptions {
             min_size: 1,
             max_size: 10,
             acquire_timeout: Duration::from_secs(30),
+            node_store: None,
         }
     }
 }
@@ -73,6 +78,24 @@ impl PoolOptions {
     /// Longest wait in [`Pool::acquire`].
     pub fn acquire_timeout(mut self, d: Duration) -> Self {
         self.acquire_timeout = d;
+        self
+    }
+
+    /// Keeps the cluster's nodes in the file at `path`, in the layout of go-dqlite's node
+    /// store (the `cluster.yaml` that `dqlite-demo` and go-dqlite applications write): the
+    /// pool starts from the addresses it is given plus the file's nodes, and rewrites the
+    /// file (atomically) with the membership the leader reports each time it reaches one.
+    /// An application restarted after nodes were added or replaced still finds the cluster.
+    /// A file that is not in that layout fails [`Pool::new`] with
+    /// [`Error::NodeStore`](crate::Error::NodeStore); one that cannot be written is logged
+    /// and the pool goes on.
+    ///
+    /// ```
+    /// let options = dqlite_client::PoolOptions::new().node_store("/var/lib/app/cluster.yaml");
+    /// assert!(options.node_store.is_some());
+    /// ```
+    pub fn node_store(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.node_store = Some(NodeStore::new(path));
         self
     }
 }
@@ -141,7 +164,15 @@ impl<R: Runtime> Pool<R> {
         config: Config,
         options: PoolOptions,
     ) -> Result<Pool<R>> {
-        if addresses.is_empty() {
+        let mut nodes: Vec<Node> = addresses.iter().map(|a| Node::new(*a)).collect();
+        if let Some(store) = &options.node_store {
+            for stored in store.load()? {
+                if !nodes.iter().any(|n| n.address == stored.address) {
+                    nodes.push(stored);
+                }
+            }
+        }
+        if nodes.is_empty() {
             return Err(Error::Misuse(Misuse::NoAddresses));
         }
         let max = options.max_size.max(1);
@@ -164,7 +195,7 @@ impl<R: Runtime> Pool<R> {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(max)),
                 in_use: AtomicUsize::new(0),
-                nodes: Mutex::new(addresses.iter().map(|a| Node::new(*a)).collect()),
+                nodes: Mutex::new(nodes),
                 leader: Mutex::new(None),
                 discovery: async_lock::Mutex::new(0),
                 generation: AtomicU64::new(0),
@@ -311,15 +342,21 @@ impl<R: Runtime> Pool<R> {
         if members.is_empty() {
             return;
         }
+        let members: Vec<Node> = members
+            .into_iter()
+            .map(|m| Node {
+                address: m.address.to_string(),
+                id: m.id,
+                role: m.role,
+            })
+            .collect();
+        if let Some(store) = &self.inner.options.node_store {
+            if let Err(e) = store.save(&members) {
+                tracing::warn!(error = %e, "could not update the node store");
+            }
+        }
         if let Ok(mut n) = self.inner.nodes.lock() {
-            *n = members
-                .into_iter()
-                .map(|m| Node {
-                    address: m.address.to_string(),
-                    id: m.id,
-                    role: m.role,
-                })
-                .collect();
+            *n = members;
         }
     }
 
