@@ -425,3 +425,37 @@ fn read_all(pipe: Option<impl Read>) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        let s = NodeStatus::parse(
+            "tlsnode: status id=7 address=127.0.0.1:9001 role=voter \
+             leader=127.0.0.1:9001 voters=3 standbys=0 spares=1",
+        )
+        .unwrap();
+        assert_eq!(s.id, 7);
+        assert_eq!(s.role.as_deref(), Some("voter"));
+        assert!(s.is_leader());
+        assert_eq!((s.voters, s.standbys, s.spares), (3, 0, 1));
+        let unknown = NodeStatus::parse(
+            "tlsnode: status id=8 address=@x role=- leader=- voters=0 standbys=0 spares=0",
+        )
+        .unwrap();
+        assert_eq!((unknown.role, unknown.leader), (None, None));
+        assert_eq!(NodeStatus::parse("tlsnode: 2026/01/01 started"), None);
+        assert_eq!(NodeStatus::parse("tlsnode: status id=x"), None);
+    }
+
+    #[test]
+    fn unix_front_names_follow_the_template() {
+        let db: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let command = ServerCommand::default().with_unix_front();
+        let args = command.expand_args(db, db, Path::new("/d"), &[]);
+        let at = args.iter().position(|a| a == "--unix").unwrap();
+        assert_eq!(args[at + 1], unix_front_name(db));
+    }
+}
