@@ -38,6 +38,22 @@
 //! - `DQLITE_SERVER_ENV`: extra environment for the server, whitespace-separated
 //!   `KEY=VALUE` pairs, e.g. `LIBDQLITE_TRACE=1 LIBRAFT_TRACE=1`.
 //!
+//! # TLS, and the repository's own node program
+//!
+//! [`crate::nodes`] adds `tlsnode` (`tests/nodes/tlsnode`, a go-dqlite `app` node built by
+//! `bash tests/nodes/build.sh` on first use): [`ServerCommand::tls_node`] runs it over
+//! mutual TLS with a per-run certificate from [`crate::tls`], [`ServerCommand::plain_node`]
+//! in plaintext, and [`crate::nodes::TlsCluster`] starts a TLS cluster and waits for it
+//! through the status lines the nodes print (the protocol-level helpers of this crate speak
+//! plaintext only). By hand, with the environment variables above:
+//!
+//! ```text
+//! DQLITE_SERVER=target/nodes/tlsnode \
+//! DQLITE_SERVER_ARGS="--db {db} -D {dir} --cert /abs/cluster.crt --key /abs/cluster.key --join {join}"
+//! ```
+//!
+//! `tests/nodes/README.md` describes the program, the TLS setup and what a client needs.
+//!
 //! # Layout, logs, processes
 //!
 //! Each node gets `<tmp>/dqlite-cluster-XXXX/node<i>/` holding `data/` (the
