@@ -94,7 +94,12 @@ impl Identity {
     pub fn with_names(names: &Names) -> Identity {
         let key = KeyPair::generate().unwrap_or_else(|e| panic!("rcgen: generate a key: {e}"));
         let now = OffsetDateTime::now_utc();
-        Self::make(names, &key, now - Duration::days(1), now + Duration::days(30))
+        Self::make(
+            names,
+            &key,
+            now - Duration::days(1),
+            now + Duration::days(30),
+        )
     }
 
     /// A certificate whose names match neither `127.0.0.1` nor `localhost`: DNS
@@ -117,7 +122,12 @@ impl Identity {
         let key = KeyPair::from_pem(&self.key_pem)
             .unwrap_or_else(|e| panic!("rcgen: read back a key: {e}"));
         let now = OffsetDateTime::now_utc();
-        Self::make(&self.names, &key, now - Duration::days(30), now - Duration::days(1))
+        Self::make(
+            &self.names,
+            &key,
+            now - Duration::days(30),
+            now - Duration::days(1),
+        )
     }
 
     fn make(
