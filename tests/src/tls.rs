@@ -12,8 +12,8 @@
 //!
 //! The bad certificates client tests need:
 //!
-//! - [`Identity::unknown_ca`]: like the cluster certificate but with its own key: trusted by
-//!   nobody (presented by a client, the nodes refuse it; trusted by a client, the nodes' own
+//! - [`Identity::unknown_ca`]: like the cluster certificate but with its own key and common
+//!   name: trusted by nobody (presented by a client, the nodes refuse it; trusted by a client, the nodes' own
 //!   certificate does not chain to it);
 //! - [`Identity::expired`]: the cluster certificate's subject and key, but expired yesterday;
 //! - [`Identity::with_names`], e.g. [`Identity::wrong_names`]: a cluster certificate whose
@@ -38,8 +38,11 @@ use time::{Duration, OffsetDateTime};
 /// The DNS name in the cluster certificate.
 pub const CLUSTER_DNS_NAME: &str = "localhost";
 
-/// The common name of every certificate made here.
+/// The common name of the certificates made here, but for [`Identity::unknown_ca`].
 pub const COMMON_NAME: &str = "dqlite";
+
+/// The common name of [`Identity::unknown_ca`].
+pub const UNKNOWN_COMMON_NAME: &str = "dqlite-unknown-ca";
 
 /// A certificate and its private key, in PEM and DER.
 #[derive(Clone, Debug)]
@@ -52,6 +55,8 @@ pub struct Identity {
     pub cert_der: Vec<u8>,
     /// The private key, PKCS#8 DER.
     pub key_der: Vec<u8>,
+    /// The subject's common name.
+    pub common_name: String,
     /// The subject alternative names.
     pub names: Names,
     /// The end of the validity period.
@@ -95,6 +100,7 @@ impl Identity {
         let key = KeyPair::generate().unwrap_or_else(|e| panic!("rcgen: generate a key: {e}"));
         let now = OffsetDateTime::now_utc();
         Self::make(
+            COMMON_NAME,
             names,
             &key,
             now - Duration::days(1),
@@ -111,9 +117,19 @@ impl Identity {
         })
     }
 
-    /// A certificate like the cluster certificate, with its own key: no cluster trusts it.
+    /// A certificate like the cluster certificate, but with its own key and the common name
+    /// [`UNKNOWN_COMMON_NAME`]: no cluster trusts it, and a verifier looking for its issuer
+    /// finds none (rather than a same-named certificate with the wrong key).
     pub fn unknown_ca() -> Identity {
-        Self::cluster()
+        let key = KeyPair::generate().unwrap_or_else(|e| panic!("rcgen: generate a key: {e}"));
+        let now = OffsetDateTime::now_utc();
+        Self::make(
+            UNKNOWN_COMMON_NAME,
+            &Self::cluster_names(),
+            &key,
+            now - Duration::days(1),
+            now + Duration::days(30),
+        )
     }
 
     /// The same subject, names and key as `self`, but valid only from 30 days ago until
@@ -123,6 +139,7 @@ impl Identity {
             .unwrap_or_else(|e| panic!("rcgen: read back a key: {e}"));
         let now = OffsetDateTime::now_utc();
         Self::make(
+            &self.common_name,
             &self.names,
             &key,
             now - Duration::days(30),
@@ -131,6 +148,7 @@ impl Identity {
     }
 
     fn make(
+        common_name: &str,
         names: &Names,
         key: &KeyPair,
         not_before: OffsetDateTime,
@@ -139,7 +157,7 @@ impl Identity {
         let mut params = CertificateParams::default();
         params
             .distinguished_name
-            .push(DnType::CommonName, COMMON_NAME);
+            .push(DnType::CommonName, common_name);
         for dns in &names.dns {
             let name = dns
                 .clone()
@@ -169,6 +187,7 @@ impl Identity {
             key_pem: key.serialize_pem(),
             cert_der: cert.der().to_vec(),
             key_der: key.serialize_der(),
+            common_name: common_name.to_owned(),
             names: names.clone(),
             not_after: SystemTime::from(not_after),
         }
@@ -206,11 +225,15 @@ mod tests {
         assert!(old.not_after < SystemTime::now());
         assert!(good.not_after > SystemTime::now());
         assert_eq!(old.names, Identity::cluster_names());
+        assert_eq!(old.common_name, COMMON_NAME);
     }
 
     #[test]
-    fn unknown_ca_has_its_own_key() {
-        assert_ne!(Identity::cluster().key_der, Identity::unknown_ca().key_der);
+    fn unknown_ca_has_its_own_key_and_name() {
+        let (good, unknown) = (Identity::cluster(), Identity::unknown_ca());
+        assert_ne!(good.key_der, unknown.key_der);
+        assert_ne!(good.common_name, unknown.common_name);
+        assert_eq!(good.names, unknown.names);
     }
 
     #[test]
