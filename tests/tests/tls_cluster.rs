@@ -3,7 +3,7 @@
 //! cluster certificate and refuses it without one or with a bad one; a cluster runs with a
 //! certificate whose names do not match the loopback address; the plaintext mode passes the
 //! plaintext readiness check and answers `BlockingConn`; unix-socket fronts reach the nodes
-//! (a LEADER request written by hand).
+//! (a LEADER request written by hand); a TLS cluster fails over and takes a restarted node back.
 //! See `dqlite_tests::nodes` for what works with unix sockets and what does not.
 
 use std::io::{Read, Write};
@@ -183,4 +183,44 @@ fn plaintext_node_passes_the_plaintext_checks() {
             &cluster.db_address(leader).to_string()
         ));
     }
+}
+
+#[test]
+fn a_tls_cluster_elects_a_new_leader_and_takes_the_old_one_back() {
+    let mut cluster = TlsCluster::start(3);
+    let old = cluster.wait_ready(3);
+    let files = cluster.pem_files().clone();
+    let servers = |c: &TlsCluster| {
+        (0..3)
+            .filter(|&i| c.pid(i).is_some())
+            .map(|i| c.db_address(i).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    sh(
+        &servers(&cluster),
+        Some(&files),
+        "CREATE TABLE t (x INTEGER)",
+    );
+
+    cluster.kill(old);
+    let new = cluster.wait_ready(3);
+    assert_ne!(new, old);
+    sh(&servers(&cluster), Some(&files), "INSERT INTO t VALUES (1)");
+
+    cluster.restart(old);
+    let status = || cluster.reported_status(old);
+    let deadline = std::time::Instant::now() + dqlite_tests::READY_TIMEOUT;
+    while status().and_then(|s| s.role).as_deref() != Some("voter") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted node is no voter: {:?}\n{}",
+            status(),
+            cluster.log_tail(old, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let at_old = cluster.db_address(old).to_string();
+    let rows = sh(&at_old, Some(&files), "SELECT count(*) FROM t");
+    assert_eq!(rows.trim(), "1");
 }
