@@ -44,7 +44,7 @@ func run() error {
 	var verbose, tickets bool
 	var voters int
 	flags := flag.NewFlagSet("tlsnode", flag.ContinueOnError)
-	flags.StringVar(&db, "db", "", "this node's address: HOST:PORT, or @NAME (abstract unix socket, plaintext only)")
+	flags.StringVar(&db, "db", "", "this node's address, HOST:PORT (@NAME, an abstract unix socket, works in plaintext for a single node only: libdqlite serves no other process there)")
 	flags.StringVar(&db, "d", "", "shorthand for --db")
 	flags.StringVar(&dir, "D", "", "data directory (created if missing)")
 	flags.StringVar(&dir, "dir", "", "same as -D")
@@ -120,6 +120,10 @@ func run() error {
 	}
 	log.Printf("started %s node at %s (id %d, data %s)", mode, node.Address(), node.ID(), dir)
 	if unixFront != "" {
+		// A socket file left by a killed run would make the listen fail.
+		if info, err := os.Lstat(unixFront); err == nil && info.Mode()&os.ModeSocket != 0 {
+			os.Remove(unixFront)
+		}
 		listener, err := net.Listen("unix", unixFront)
 		if err != nil {
 			return fmt.Errorf("--unix: %w", err)
