@@ -67,6 +67,22 @@
 //! database per cluster, on every generation. Only short scenarios that kill no node use
 //! several ([`snapshot_aborts_with_several_databases`] tells the affected versions).
 //!
+//! # TLS, and the repository's own node program
+//!
+//! [`crate::nodes`] adds `tlsnode` (`tests/nodes/tlsnode`, a go-dqlite `app` node built by
+//! `bash tests/nodes/build.sh` on first use): [`ServerCommand::tls_node`] runs it over
+//! mutual TLS with a per-run certificate from [`crate::tls`], [`ServerCommand::plain_node`]
+//! in plaintext, and [`crate::nodes::TlsCluster`] starts a TLS cluster and waits for it
+//! through the status lines the nodes print (the protocol-level helpers of this crate speak
+//! plaintext only). By hand, with the environment variables above:
+//!
+//! ```text
+//! DQLITE_SERVER=target/nodes/tlsnode \
+//! DQLITE_SERVER_ARGS="--db {db} -D {dir} --cert /abs/cluster.crt --key /abs/cluster.key --join {join}"
+//! ```
+//!
+//! `tests/nodes/README.md` describes the program, the TLS setup and what a client needs.
+//!
 //! # Layout, logs, processes
 //!
 //! Each node gets `<tmp>/dqlite-cluster-XXXX/node<i>/` holding `data/` (the

@@ -6,6 +6,10 @@
 //! * [`blocking`] drives the protocol core over a blocking socket (also the example of
 //!   embedding the core without a runtime);
 //! * [`fake_server`] is a scripted fake node on loopback TCP (slow answers, silence);
+//! * [`nodes`] builds and runs the repository's own node program, `tlsnode`: clusters over
+//!   mutual TLS ([`nodes::TlsCluster`]) or plaintext, readiness from the nodes' status lines,
+//!   and Debian's `dqlite` shell;
+//! * [`tls`] makes the certificates for TLS clusters, good and bad;
 //! * `cluster_state` adds to [`harness::Cluster`] what needs the wire protocol: who leads,
 //!   membership, and waiting until a cluster is ready.
 
@@ -16,6 +20,8 @@ pub mod cancel;
 mod cluster_state;
 pub mod fake_server;
 pub mod harness;
+pub mod nodes;
 pub mod proxy;
+pub mod tls;
 
 pub use cluster_state::READY_TIMEOUT;
