@@ -204,13 +204,23 @@ fn name_of(address: &str) -> Result<ServerName<'static>> {
 fn handshake_error(address: &str, e: io::Error) -> Error {
     match tls_error(address, &e) {
         Some(typed) => typed,
-        None if e.kind() == io::ErrorKind::UnexpectedEof => Error::Tls {
-            address: address.to_owned(),
-            kind: TlsErrorKind::NotTls,
-            message: "the server closed the connection during the TLS handshake (is it a \
-                      plaintext node?)"
-                .to_owned(),
-        },
+        None if matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        ) =>
+        {
+            Error::Tls {
+                address: address.to_owned(),
+                kind: TlsErrorKind::NotTls,
+                message: format!(
+                    "the server ended the connection during the TLS handshake ({e}): is it a \
+                     plaintext node?"
+                ),
+            }
+        }
         None => Error::from(e),
     }
 }

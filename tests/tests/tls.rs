@@ -1,0 +1,273 @@
+//! The client over mutual TLS against a real cluster of go-dqlite `app` nodes (`tlsnode`,
+//! set up like `app.WithTLS(app.SimpleTLSConfig(..))`), every bad-certificate case as its
+//! own typed error within the dial deadline, and the client over unix sockets.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use dqlite_client::{
+    Config, Connection, Error, NodeClient, Pool, PoolOptions, Runtime, TlsConfig, TlsErrorKind,
+};
+use dqlite_smol::Smol;
+use dqlite_tests::harness::{Cluster, ServerCommand};
+use dqlite_tests::nodes::{unix_front_name, TlsCluster};
+use dqlite_tests::tls::Identity;
+use dqlite_tokio::Tokio;
+
+fn addrs(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .db_addresses()
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+}
+
+/// The client side of go-dqlite's one-certificate setup: trust the cluster certificate and
+/// present it.
+fn cluster_tls(id: &Identity) -> TlsConfig {
+    let (cert, key) = (id.cert_pem.as_bytes(), id.key_pem.as_bytes());
+    TlsConfig::from_pem(cert, cert, key).expect("TLS settings")
+}
+
+fn config(tls: TlsConfig) -> Config {
+    Config::new()
+        .database("tls")
+        .dial_timeout(Duration::from_secs(5))
+        .request_timeout(Duration::from_secs(10))
+        .tls(tls)
+}
+
+async fn queries_and_failover<R: Runtime>(rt: R, cluster: &mut TlsCluster, tls: TlsConfig) {
+    let seeds = addrs(cluster);
+    let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+    let options = PoolOptions::new().min_size(2).max_size(4);
+    let pool = Pool::new(rt.clone(), &seeds, config(tls.clone()), options)
+        .await
+        .expect("pool over TLS");
+    pool.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)", ())
+        .await
+        .unwrap();
+    pool.transaction(async |tx| {
+        tx.execute("INSERT INTO t VALUES (1)", ()).await?;
+        tx.execute("INSERT INTO t VALUES (2)", ()).await?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    let n: i64 = pool.fetch_val("SELECT count(*) FROM t", ()).await.unwrap();
+    assert!(n >= 2);
+    // The pool refreshed its node list from the cluster over TLS.
+    assert_eq!(pool.nodes().len(), 3);
+
+    // Cluster requests on a chosen node, over TLS too.
+    let mut node = NodeClient::connect(rt.clone(), seeds[1], config(tls.clone()))
+        .await
+        .expect("node client over TLS");
+    assert_eq!(node.cluster().await.unwrap().len(), 3);
+
+    // The leader dies: the pool finds the new one, still over TLS.
+    let leader = cluster.wait_ready(3);
+    cluster.kill(leader);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match pool.execute("INSERT INTO t VALUES (3)", ()).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "no write on a new leader over TLS: {e}"
+            ),
+        }
+    }
+    cluster.restart(leader);
+}
+
+#[test]
+fn queries_transactions_pool_and_failover_over_mutual_tls() {
+    let mut cluster = TlsCluster::start(3);
+    cluster.wait_ready(3);
+    let tls = cluster_tls(cluster.identity());
+    smol::block_on(queries_and_failover(Smol, &mut cluster, tls.clone()));
+    cluster.wait_ready(3);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(queries_and_failover(Tokio, &mut cluster, tls));
+}
+
+/// `Connection::connect` to `address` with `tls` fails with a TLS error of `kind`.
+async fn refused(address: &str, tls: TlsConfig, kind: TlsErrorKind) {
+    let e = Connection::connect(Smol, address, config(tls))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{kind:?}: connected"));
+    match &e {
+        Error::Tls { kind: got, .. } => assert_eq!(*got, kind, "{e}"),
+        other => panic!("expected a TLS error {kind:?}, got {other:?}"),
+    }
+}
+
+fn within<T>(limit: Duration, f: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = smol::block_on(f);
+    assert!(
+        started.elapsed() < limit,
+        "took {:?}, more than {limit:?}",
+        started.elapsed()
+    );
+    out
+}
+
+#[test]
+fn every_bad_certificate_is_its_own_typed_error() {
+    let cluster = TlsCluster::start(1);
+    let leader = cluster.wait_ready(1);
+    let address = cluster.db_address(leader).to_string();
+    let good = cluster.identity().clone();
+    let (cert, key) = (good.cert_pem.as_bytes(), good.key_pem.as_bytes());
+    let stranger = Identity::unknown_ca();
+    let expired = good.expired();
+    smol::block_on(async {
+        // The right settings work.
+        let mut conn = Connection::connect(Smol, &address, config(cluster_tls(&good)))
+            .await
+            .expect("good certificate");
+        let one: i64 = conn.fetch_val("SELECT 1", ()).await.unwrap();
+        assert_eq!(one, 1);
+
+        // A server signed by a CA the client does not trust.
+        let trusts_stranger = TlsConfig::from_pem(stranger.cert_pem.as_bytes(), cert, key).unwrap();
+        refused(&address, trusts_stranger, TlsErrorKind::UnknownIssuer).await;
+        // A certificate not valid for the name checked.
+        let other_name = cluster_tls(&good).server_name("dqlite.invalid").unwrap();
+        refused(&address, other_name, TlsErrorKind::NameMismatch).await;
+        // No client certificate: the node refuses the client.
+        let anonymous = TlsConfig::server_only(cert).unwrap();
+        refused(&address, anonymous, TlsErrorKind::Refused).await;
+        // An expired client certificate: refused too.
+        let stale_client = TlsConfig::from_pem(
+            cert,
+            expired.cert_pem.as_bytes(),
+            expired.key_pem.as_bytes(),
+        )
+        .unwrap();
+        refused(&address, stale_client, TlsErrorKind::Refused).await;
+    });
+
+    // A server whose own certificate has expired (go-dqlite nodes refuse to run with one:
+    // they dial each other, so an in-process rustls server plays the node).
+    let old_address = expired_server(&expired);
+    smol::block_on(refused(
+        &old_address,
+        cluster_tls(&expired),
+        TlsErrorKind::Expired,
+    ));
+
+    // A plaintext node: a clear error, never a plaintext fallback.
+    let plain = Cluster::start(1);
+    let plain_leader = plain.wait_ready(1);
+    let plain_address = plain.db_address(plain_leader).to_string();
+    smol::block_on(refused(
+        &plain_address,
+        cluster_tls(&good),
+        TlsErrorKind::NotTls,
+    ));
+
+    // A server that accepts and then says nothing: a timeout within the dial deadline.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    let e = within(Duration::from_secs(30), async {
+        let config = config(cluster_tls(&good)).dial_timeout(Duration::from_millis(500));
+        Connection::connect(Smol, &silent_address, config)
+            .await
+            .err()
+            .expect("a silent server")
+    });
+    assert!(e.is_timeout(), "{e:?}");
+    drop(silent);
+}
+
+/// A TLS server on a loopback port presenting `id` (expired), for one handshake.
+fn expired_server(id: &Identity) -> String {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let chain = vec![CertificateDer::from(id.cert_der.clone())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_der.clone()));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let config = std::sync::Arc::new(config);
+    std::thread::spawn(move || {
+        if let Ok((mut socket, _)) = listener.accept() {
+            socket
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut server = rustls::ServerConnection::new(config).unwrap();
+            // Runs until the client gives up on the certificate.
+            while server.is_handshaking() {
+                if server.complete_io(&mut socket).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    address
+}
+
+#[test]
+fn unix_sockets_reach_nodes_and_lead_to_the_leader() {
+    let cluster = Cluster::start_with(ServerCommand::plain_node().with_unix_front(), 3);
+    let leader = cluster.wait_ready(3);
+    let fronts: Vec<String> = cluster
+        .db_addresses()
+        .into_iter()
+        .map(unix_front_name)
+        .collect();
+    smol::block_on(async {
+        let cfg = || Config::new().database("unix");
+        // A node by its abstract unix address.
+        let mut node = NodeClient::connect(Smol, &fronts[(leader + 1) % 3], cfg())
+            .await
+            .expect("node client over a unix socket");
+        let named = node.leader().await.unwrap().expect("a leader");
+        assert_eq!(
+            named.address.as_str(),
+            cluster.db_address(leader).to_string()
+        );
+        // The leader's database over its unix socket.
+        let mut conn = Connection::connect(Smol, &fronts[leader], cfg())
+            .await
+            .expect("connection over a unix socket");
+        conn.execute("CREATE TABLE t (x INTEGER)", ())
+            .await
+            .unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+        // Seeded with unix addresses only, discovery follows the leader the nodes name (a
+        // member of their cluster).
+        let seeds: Vec<&str> = fronts.iter().map(String::as_str).collect();
+        let pool = Pool::new(Smol, &seeds, cfg(), PoolOptions::new())
+            .await
+            .expect("pool seeded with unix addresses");
+        let n: i64 = pool.fetch_val("SELECT count(*) FROM t", ()).await.unwrap();
+        assert_eq!(n, 1);
+    });
+    // tokio dials unix sockets too.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut conn =
+                Connection::connect(Tokio, &fronts[leader], Config::new().database("unix"))
+                    .await
+                    .expect("tokio over a unix socket");
+            let n: i64 = conn.fetch_val("SELECT count(*) FROM t", ()).await.unwrap();
+            assert_eq!(n, 1);
+        });
+}
