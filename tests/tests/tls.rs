@@ -181,8 +181,7 @@ fn every_bad_certificate_is_its_own_typed_error() {
         let config = config(cluster_tls(&good)).dial_timeout(Duration::from_millis(500));
         Connection::connect(Smol, &silent_address, config)
             .await
-            .err()
-            .expect("a silent server")
+            .expect_err("a silent server")
     });
     assert!(e.is_timeout(), "{e:?}");
     drop(silent);
