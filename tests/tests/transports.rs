@@ -1,13 +1,17 @@
-//! The client over mutual TLS against a real cluster of go-dqlite `app` nodes (`tlsnode`,
-//! set up like `app.WithTLS(app.SimpleTLSConfig(..))`), every bad-certificate case as its
-//! own typed error within the dial deadline, and the client over unix sockets.
+//! The client's transports against real clusters: mutual TLS with go-dqlite `app` nodes
+//! (`tlsnode`, set up like `app.WithTLS(app.SimpleTLSConfig(..))`), every bad-certificate
+//! case as its own typed error within the dial deadline, unix sockets, and a dial function
+//! of the caller's own.
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dqlite_client::{
-    Config, Connection, Error, NodeClient, Pool, PoolOptions, Runtime, TlsConfig, TlsErrorKind,
+    BoxStream, Config, Connection, Error, NodeClient, Plain, Pool, PoolOptions, Runtime, TlsConfig,
+    TlsErrorKind,
 };
 use dqlite_smol::Smol;
 use dqlite_tests::harness::{Cluster, ServerCommand};
@@ -269,4 +273,53 @@ fn unix_sockets_reach_nodes_and_lead_to_the_leader() {
             let n: i64 = conn.fetch_val("SELECT count(*) FROM t", ()).await.unwrap();
             assert_eq!(n, 1);
         });
+}
+
+/// A dial function of the caller's own reaches every node the pool needs (discovery, the
+/// leader, the refreshed membership), and its failures are the pool's connection errors.
+#[test]
+fn a_custom_dial_function_carries_every_connection() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_ready(3);
+    let dialed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let refusals = Arc::new(AtomicUsize::new(0));
+    let seen = dialed.clone();
+    let dial = move |address: &str| {
+        seen.lock().unwrap().push(address.to_owned());
+        let address = address.to_owned();
+        Box::pin(async move {
+            let stream = async_net::TcpStream::connect(address.as_str()).await?;
+            Ok(Box::new(Plain::new(stream)) as BoxStream)
+        }) as dqlite_client::BoxFuture<'static, std::io::Result<BoxStream>>
+    };
+    let refused = refusals.clone();
+    let refusing = move |_: &str| {
+        refused.fetch_add(1, Ordering::Relaxed);
+        let e = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "not allowed here");
+        Box::pin(std::future::ready(Err(e)))
+            as dqlite_client::BoxFuture<'static, std::io::Result<BoxStream>>
+    };
+    let seed = cluster.db_address((leader + 1) % 3).to_string();
+    smol::block_on(async {
+        let config = Config::new().database("dial").dial_with(Arc::new(dial));
+        let pool = Pool::new(Smol, &[seed.as_str()], config, PoolOptions::new())
+            .await
+            .expect("pool through the dial function");
+        let v: i64 = pool.fetch_val("SELECT 6 * 7", ()).await.unwrap();
+        assert_eq!(v, 42);
+        let dialed = dialed.lock().unwrap().clone();
+        assert!(dialed.contains(&seed), "{dialed:?}");
+        let leader_address = cluster.db_address(leader).to_string();
+        assert!(dialed.contains(&leader_address), "{dialed:?}");
+
+        let config = Config::new()
+            .connect_timeout(Duration::from_secs(2))
+            .dial_with(Arc::new(refusing));
+        let e = Connection::connect(Smol, &seed, config)
+            .await
+            .expect_err("a refusing dial function");
+        assert!(matches!(e, Error::Connection(_)), "{e:?}");
+        assert!(e.to_string().contains("not allowed here"), "{e}");
+    });
+    assert!(refusals.load(Ordering::Relaxed) > 0);
 }
