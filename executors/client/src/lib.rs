@@ -30,6 +30,7 @@ mod resolve;
 mod row;
 mod runtime;
 mod statement;
+mod statement_cache;
 mod stream;
 #[cfg(feature = "tls")]
 mod tls;
