@@ -4,6 +4,7 @@
 //! cargo run --release -p dqlite-bench -- [--runtime tokio|smol] [--cluster A,B,C]
 //!                                       [--workloads a,b,c,d,e,f] [--floor]
 //!                                       [--busy-poll MICROS] [--coalesce MICROS]
+//!                                       [--statement-cache N]
 //! ```
 //!
 //! Without `--cluster` it starts its own local 3-node cluster (dqlite-demo) and stops it at
@@ -21,7 +22,8 @@
 //! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
 //! socket instead, to show what the async client adds. `--busy-poll` sets the window of
 //! [`Config::busy_poll`] and `--coalesce` the interval of [`Config::stream_coalesce`] (0 turns
-//! either off), for the client and the floor alike.
+//! either off), for the client and the floor alike. `--statement-cache` sets the client's
+//! [`Config::statement_cache`] capacity (0: every statement sent as text, as before).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -66,6 +68,10 @@ fn parse_args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .map(Duration::from_micros)
             }
+            "--statement-cache" => {
+                let n = it.next().and_then(|v| v.parse().ok());
+                let _ = STATEMENT_CACHE.set(n.unwrap_or(Config::DEFAULT_STATEMENT_CACHE));
+            }
             "--busy-poll" => {
                 args.busy_poll = it
                     .next()
@@ -73,7 +79,7 @@ fn parse_args() -> Args {
                     .map(Duration::from_micros)
             }
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--coalesce MICROS] [--capture DIR]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--capture DIR]");
                 std::process::exit(2);
             }
         }
@@ -183,11 +189,19 @@ const C_RUNS: usize = 15;
 const E_RUNS: usize = 5;
 const STREAM_ROWS: i64 = 1_000_000;
 
+/// `--statement-cache`: the client's statement cache capacity.
+static STATEMENT_CACHE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 fn config() -> Config {
+    let cache = STATEMENT_CACHE
+        .get()
+        .copied()
+        .unwrap_or(Config::DEFAULT_STATEMENT_CACHE);
     Config::new()
         .database("bench")
         .request_timeout(Duration::from_secs(120))
         .frame_timeout(Duration::from_secs(60))
+        .statement_cache(cache)
 }
 
 /// Creates the `big` table of [`STREAM_ROWS`] rows, unless an earlier run did.
@@ -564,6 +578,13 @@ fn main() {
             &args.runtime
         },
     );
+    if !args.floor {
+        let cache = STATEMENT_CACHE
+            .get()
+            .copied()
+            .unwrap_or(Config::DEFAULT_STATEMENT_CACHE);
+        report.num("statement_cache", cache as f64);
+    }
     let w = args.workloads.as_str();
     let waiting = Waiting {
         busy_poll: args.busy_poll.unwrap_or(Config::DEFAULT_BUSY_POLL),
