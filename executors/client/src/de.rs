@@ -164,8 +164,13 @@ impl<'de> Deserializer<'de> for RowDeserializer<'de> {
         visitor.visit_newtype_struct(self)
     }
 
+    /// A row is always there; a one-column row whose value is NULL reads as `None`
+    /// (`SELECT max(x)` into `Option<i64>`).
     fn deserialize_option<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_some(self)
+        match self.row.values() {
+            [Value::Null] => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
     }
 
     fn deserialize_unit<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -601,6 +606,14 @@ mod tests {
         assert_eq!(n, 3);
         let c: Color = row(&["c"], vec![Value::from("red")]).deserialize().unwrap();
         assert_eq!(c, Color::Red);
+        let max: Option<i64> = row(&["max(x)"], vec![Value::Null]).deserialize().unwrap();
+        assert_eq!(max, None);
+        let max: Option<i64> = row(&["max(x)"], vec![Value::Integer(4)])
+            .deserialize()
+            .unwrap();
+        assert_eq!(max, Some(4));
+        let item: Option<Item> = item_row().deserialize().unwrap();
+        assert_eq!(item.map(|i| i.id), Some(1));
     }
 
     #[test]

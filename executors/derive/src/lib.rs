@@ -8,7 +8,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
@@ -100,15 +100,15 @@ fn default_crate() -> TokenStream {
         "dqlite-smol",
         "dqlite-async-std",
     ] {
-        match crate_name(package) {
-            // Inside dqlite-client itself, which names itself with `extern crate self`.
-            Ok(FoundCrate::Itself) if package == "dqlite-client" => return quote!(::dqlite_client),
-            Ok(FoundCrate::Itself) => return quote!(crate),
-            Ok(FoundCrate::Name(name)) => {
-                let ident = syn::Ident::new(&name, Span::call_site());
-                return quote!(::#ident);
-            }
-            Err(_) => {}
+        // `Itself`: the package's own tests and examples, which name its library like any
+        // dependent does (dqlite-client also names itself with `extern crate self`).
+        let name = match crate_name(package) {
+            Ok(FoundCrate::Itself) => package.replace('-', "_"),
+            Ok(FoundCrate::Name(name)) => name,
+            Err(_) => continue,
+        };
+        if let Ok(ident) = syn::parse_str::<syn::Ident>(&name) {
+            return quote!(::#ident);
         }
     }
     quote!(::dqlite_client)
