@@ -14,6 +14,7 @@ use dqlite_proto::{
 use crate::config::Config;
 use crate::convert::FromValue;
 use crate::error::{Error, Misuse, Result};
+use crate::from_row::{rows_as, FromRow};
 use crate::params::IntoParams;
 use crate::row::{Row, Rows};
 use crate::runtime::{timeout, Runtime};
@@ -564,6 +565,66 @@ impl<R: Runtime> Connection<R> {
     ) -> Result<T> {
         let row = self.fetch_one(sql, params).await?;
         row.get(0)
+    }
+
+    /// Runs a query and converts every row to `T` ([`FromRow`]: a derived struct, a tuple,
+    /// [`Row`]). The first row that does not convert fails the call, naming the column.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// #[derive(dqlite_client::FromRow)]
+    /// struct Item {
+    ///     id: i64,
+    ///     name: String,
+    /// }
+    /// let items: Vec<Item> = conn.fetch_as("SELECT id, name FROM items", ()).await?;
+    /// let pairs = conn.fetch_as::<(i64, String)>("SELECT id, name FROM items", ()).await?;
+    /// # let _ = (items, pairs);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_as<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Vec<T>> {
+        rows_as(self.fetch(sql, params).await?)
+    }
+
+    /// The first row converted to `T` ([`FromRow`]), or [`Error::NoRows`].
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// let (id, name): (i64, String) =
+    ///     conn.fetch_one_as("SELECT id, name FROM items WHERE id = ?", (1,)).await?;
+    /// # let _ = (id, name);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_one_as<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<T> {
+        T::from_row(&self.fetch_one(sql, params).await?)
+    }
+
+    /// The first row converted to `T` ([`FromRow`]), if there is one.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// let name: Option<(String,)> =
+    ///     conn.fetch_optional_as("SELECT name FROM items WHERE id = ?", (1,)).await?;
+    /// # let _ = name;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_optional_as<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Option<T>> {
+        self.fetch_optional(sql, params)
+            .await?
+            .map(|row| T::from_row(&row))
+            .transpose()
     }
 
     /// Starts a query whose rows are read batch by batch: memory stays bounded by one
