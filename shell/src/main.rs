@@ -1,0 +1,141 @@
+//! `dqlite-shell`: an SQL shell for dqlite clusters.
+//!
+//! Interactive on a terminal (line editing, history, multi-line statements, Ctrl-C to stop
+//! a statement); otherwise it runs `-c SQL`, `-f FILE` or the script on stdin and stops at
+//! the first error with a non-zero exit status. See the crate's README for the modes and
+//! the dot commands.
+
+mod args;
+mod commands;
+mod format;
+mod input;
+mod repl;
+mod session;
+
+use std::fs;
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use dqlite_tokio::{Config, TlsConfig};
+
+use crate::args::Args;
+use crate::format::Mode;
+use crate::input::Reader;
+use crate::session::{Flow, Session, Settings};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let interactive = args.command.is_none() && args.file.is_none() && io::stdin().is_terminal();
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dqlite-shell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let default_mode = if io::stdout().is_terminal() {
+        Mode::Table
+    } else {
+        Mode::Tabs
+    };
+    let settings = Settings {
+        mode: args.mode.unwrap_or(default_mode),
+        headers: args.headers,
+        timer: false,
+        report_changes: interactive,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dqlite-shell: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut session = Session::new(args.servers.clone(), config, settings);
+    if interactive {
+        return repl::run(&runtime, &mut session);
+    }
+    let script: Box<dyn Iterator<Item = io::Result<String>>> = if let Some(sql) = &args.command {
+        Box::new(sql.lines().map(|l| Ok(l.to_owned())).collect::<Vec<_>>().into_iter())
+    } else if let Some(path) = &args.file {
+        match fs::read_to_string(path) {
+            Ok(text) => Box::new(text.lines().map(|l| Ok(l.to_owned())).collect::<Vec<_>>().into_iter()),
+            Err(e) => {
+                eprintln!("dqlite-shell: cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Box::new(io::stdin().lock().lines())
+    };
+    run_script(&runtime, &mut session, script)
+}
+
+/// The client configuration the arguments ask for.
+fn config(args: &Args) -> Result<Config, String> {
+    let mut config = Config::new()
+        .database(args.database.clone())
+        .request_timeout(args.timeout)
+        .connect_timeout(args.timeout)
+        .dial_timeout(args.timeout.min(std::time::Duration::from_secs(5)));
+    let read = |path: &std::path::Path| {
+        fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let tls = match (&args.cert, &args.key, &args.ca) {
+        (Some(cert), Some(key), ca) => {
+            let cert = read(cert)?;
+            let key = read(key)?;
+            // As go-dqlite's SimpleTLSConfig: the one cluster certificate is also the CA.
+            let ca = match ca {
+                Some(ca) => read(ca)?,
+                None => cert.clone(),
+            };
+            Some(TlsConfig::from_pem(&ca, &cert, &key).map_err(|e| e.to_string())?)
+        }
+        (None, None, Some(ca)) => {
+            Some(TlsConfig::server_only(&read(ca)?).map_err(|e| e.to_string())?)
+        }
+        (None, None, None) => None,
+        _ => return Err("--cert and --key go together".to_owned()),
+    };
+    if let Some(tls) = tls {
+        config = config.tls(tls);
+    }
+    Ok(config)
+}
+
+/// Runs a script line by line; stops at the first error.
+fn run_script(
+    runtime: &tokio::runtime::Runtime,
+    session: &mut Session,
+    lines: impl Iterator<Item = io::Result<String>>,
+) -> ExitCode {
+    let mut out = BufWriter::new(io::stdout());
+    let mut reader = Reader::new();
+    let mut run = |input| match runtime.block_on(session.run(&input, &mut out)) {
+        Ok(Flow::Continue) => None,
+        Ok(Flow::Quit) => Some(ExitCode::SUCCESS),
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("Error: {e}");
+            Some(ExitCode::FAILURE)
+        }
+    };
+    for line in lines {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("Error: reading the input: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(code) = reader.push_line(&line).and_then(&mut run) {
+            return code;
+        }
+    }
+    reader.finish().and_then(run).unwrap_or(ExitCode::SUCCESS)
+}
