@@ -171,7 +171,8 @@ impl Session {
             out.write_all(text.as_bytes())
         };
         let text = |s: &str| Value::Text(s.into());
-        let id = |i: u64| Value::Integer(i64::try_from(i).unwrap_or(i64::MAX));
+        // Node ids use all 64 bits: as text, so that none is clipped.
+        let id = |i: u64| Value::Text(i.to_string().into());
         match command {
             Command::Help => writeln!(out, "{}", commands::HELP).map_err(output_error)?,
             Command::Quit => return Ok(Flow::Quit),
@@ -197,7 +198,11 @@ impl Session {
                     .map_err(|e| e.to_string())?;
                 let m = node.describe().await.map_err(|e| e.to_string())?;
                 let _ = node.close().await;
-                let row = vec![text(&address), id(m.failure_domain), id(m.weight)];
+                let number = |n: u64| match i64::try_from(n) {
+                    Ok(n) => Value::Integer(n),
+                    Err(_) => Value::Text(n.to_string().into()),
+                };
+                let row = vec![text(&address), number(m.failure_domain), number(m.weight)];
                 table(out, &["address", "failure_domain", "weight"], vec![row])
                     .map_err(output_error)?;
             }
