@@ -12,7 +12,7 @@ use crate::format::Mode;
 /// Connects to the leader of the cluster (found from any of the given addresses) and runs
 /// SQL typed interactively, given with -c, read from a file with -f, or piped on stdin.
 #[derive(Debug, Parser)]
-#[command(name = "dqlite-shell", version)]
+#[command(name = "dqlite-shell", version, args_override_self = true)]
 pub struct Args {
     /// Addresses of cluster nodes, comma-separated (any of them: the leader is found).
     /// `@name` and `/path` are unix sockets.

@@ -17,7 +17,7 @@ use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use dqlite_tokio::{Config, TlsConfig};
+use dqlite_tokio::{Config, DiscoveryConfig, TlsConfig};
 
 use crate::args::Args;
 use crate::format::Mode;
@@ -81,7 +81,13 @@ fn config(args: &Args) -> Result<Config, String> {
         .database(args.database.clone())
         .request_timeout(args.timeout)
         .connect_timeout(args.timeout)
-        .dial_timeout(args.timeout.min(std::time::Duration::from_secs(5)));
+        .dial_timeout(args.timeout.min(std::time::Duration::from_secs(5)))
+        // The search for the leader (an election after the leader died may take seconds)
+        // ends at the --timeout deadline, not after a number of rounds.
+        .discovery(DiscoveryConfig {
+            max_rounds: u32::MAX,
+            ..DiscoveryConfig::default()
+        });
     let read = |path: &std::path::Path| {
         fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
