@@ -78,7 +78,9 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;
     if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("the timeout must be between 0 and 86400 seconds, not {s}"));
+        return Err(format!(
+            "the timeout must be between 0 and 86400 seconds, not {s}"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -107,8 +109,14 @@ mod tests {
     #[test]
     fn bad_arguments_are_refused() {
         assert!(parse(&[]).is_err(), "servers are required");
-        assert!(parse(&["-s", "a", "--cert", "c.pem"]).is_err(), "cert needs key");
-        assert!(parse(&["-s", "a", "--key", "k.pem"]).is_err(), "key needs cert");
+        assert!(
+            parse(&["-s", "a", "--cert", "c.pem"]).is_err(),
+            "cert needs key"
+        );
+        assert!(
+            parse(&["-s", "a", "--key", "k.pem"]).is_err(),
+            "key needs cert"
+        );
         assert!(parse(&["-s", "a", "--mode", "xml"]).is_err());
         assert!(parse(&["-s", "a", "--timeout", "-1"]).is_err());
         assert!(parse(&["-s", "a", "--timeout", "soon"]).is_err());

@@ -122,10 +122,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         (".schema", []) => Ok(Command::Schema(None)),
         (".schema", [t]) => Ok(Command::Schema(Some(t.to_string()))),
         (".schema", _) => usage(".schema [TABLE]"),
-        (
-            ".help" | ".quit" | ".exit" | ".leader" | ".cluster" | ".tables",
-            [_, ..],
-        ) => Err(format!("{name} takes no arguments")),
+        (".help" | ".quit" | ".exit" | ".leader" | ".cluster" | ".tables", [_, ..]) => {
+            Err(format!("{name} takes no arguments"))
+        }
         _ => Err(format!("unknown command {name} (try .help)")),
     }
 }
@@ -160,36 +159,67 @@ mod tests {
         assert_eq!(parse(".mode  json"), Ok(Command::Mode(Mode::Json)));
         assert_eq!(parse(".headers off"), Ok(Command::Headers(false)));
         assert_eq!(parse(".timer on"), Ok(Command::Timer(true)));
-        assert_eq!(parse(".weight 127.0.0.1:9001 3"), Ok(Command::Weight("127.0.0.1:9001".into(), 3)));
+        assert_eq!(
+            parse(".weight 127.0.0.1:9001 3"),
+            Ok(Command::Weight("127.0.0.1:9001".into(), 3))
+        );
         assert_eq!(parse(".transfer 2"), Ok(Command::Transfer(2)));
         assert_eq!(parse(".add 4 @node4"), Ok(Command::Add(4, "@node4".into())));
-        assert_eq!(parse(".assign 4 standby"), Ok(Command::Assign(4, NodeRole::Standby)));
+        assert_eq!(
+            parse(".assign 4 standby"),
+            Ok(Command::Assign(4, NodeRole::Standby))
+        );
         assert_eq!(parse(".remove 4"), Ok(Command::Remove(NodeRef::Id(4))));
         assert_eq!(
             parse(".remove 127.0.0.1:9004"),
             Ok(Command::Remove(NodeRef::Address("127.0.0.1:9004".into())))
         );
-        assert_eq!(parse(".dump /tmp/x"), Ok(Command::Dump(Some("/tmp/x".into()))));
+        assert_eq!(
+            parse(".dump /tmp/x"),
+            Ok(Command::Dump(Some("/tmp/x".into())))
+        );
         assert_eq!(parse(".schema t"), Ok(Command::Schema(Some("t".into()))));
     }
 
     #[test]
     fn bad_commands_say_why() {
-        assert!(parse(".frobnicate").unwrap_err().contains("unknown command .frobnicate"));
+        assert!(parse(".frobnicate")
+            .unwrap_err()
+            .contains("unknown command .frobnicate"));
         assert!(parse(".").unwrap_err().contains("unknown command"));
         assert!(parse(".mode").unwrap_err().contains("usage: .mode"));
         assert!(parse(".mode xml").unwrap_err().contains("unknown mode"));
         assert!(parse(".weight a").unwrap_err().contains("usage"));
         assert!(parse(".weight a -1").unwrap_err().contains("not a weight"));
         assert!(parse(".transfer x").unwrap_err().contains("not a node id"));
-        assert!(parse(".assign 2 king").unwrap_err().contains("unknown role"));
-        assert!(parse(".cluster now").unwrap_err().contains("takes no arguments"));
+        assert!(parse(".assign 2 king")
+            .unwrap_err()
+            .contains("unknown role"));
+        assert!(parse(".cluster now")
+            .unwrap_err()
+            .contains("takes no arguments"));
         assert!(parse(".headers maybe").is_err());
     }
 
     #[test]
     fn help_lists_every_command() {
-        for c in [".leader", ".cluster", ".describe", ".weight", ".transfer", ".add", ".assign", ".remove", ".dump", ".tables", ".schema", ".mode", ".headers", ".timer", ".quit"] {
+        for c in [
+            ".leader",
+            ".cluster",
+            ".describe",
+            ".weight",
+            ".transfer",
+            ".add",
+            ".assign",
+            ".remove",
+            ".dump",
+            ".tables",
+            ".schema",
+            ".mode",
+            ".headers",
+            ".timer",
+            ".quit",
+        ] {
             assert!(HELP.contains(c), "{c}");
         }
     }

@@ -194,7 +194,12 @@ fn write_table(
         for ((cell, right), w) in cells.zip(&widths) {
             let pad = w.saturating_sub(cell.chars().count());
             let (left_pad, right_pad) = if right { (pad, 0) } else { (0, pad) };
-            let _ = write!(s, " {}{cell}{} |", " ".repeat(left_pad), " ".repeat(right_pad));
+            let _ = write!(
+                s,
+                " {}{cell}{} |",
+                " ".repeat(left_pad),
+                " ".repeat(right_pad)
+            );
         }
         s
     };
@@ -378,7 +383,12 @@ mod tests {
 
     #[test]
     fn table_escapes_control_characters() {
-        let got = render(Mode::Table, false, &["a"], &[vec![Value::Text("x\ny".into())]]);
+        let got = render(
+            Mode::Table,
+            false,
+            &["a"],
+            &[vec![Value::Text("x\ny".into())]],
+        );
         assert_eq!(got, "+------+\n| x\\ny |\n+------+\n");
     }
 
@@ -426,7 +436,10 @@ mod tests {
     #[test]
     fn tabs_mode_with_and_without_headers() {
         let got = render(Mode::Tabs, false, &COLUMNS, &sample());
-        assert_eq!(got, "1\tNULL\t\tx'0a0b'\t1.5\n-20\ta,\"b\"\tNULL\tx''\t2.0\n");
+        assert_eq!(
+            got,
+            "1\tNULL\t\tx'0a0b'\t1.5\n-20\ta,\"b\"\tNULL\tx''\t2.0\n"
+        );
         let got = render(Mode::Tabs, true, &["a", "b"], &[]);
         assert_eq!(got, "a\tb\n");
     }

@@ -197,15 +197,29 @@ mod tests {
     #[test]
     fn statements_are_split() {
         let parts = statements("SELECT 1; INSERT INTO t VALUES (';'); ; -- x\n VALUES (2)");
-        assert_eq!(parts, ["SELECT 1", "INSERT INTO t VALUES (';')", "VALUES (2)"]);
+        assert_eq!(
+            parts,
+            ["SELECT 1", "INSERT INTO t VALUES (';')", "VALUES (2)"]
+        );
     }
 
     #[test]
     fn statement_kinds() {
-        for q in ["select 1", "VALUES (1)", "with x as (select 1) select * from x", "PRAGMA table_info(t)", "explain select 1"] {
+        for q in [
+            "select 1",
+            "VALUES (1)",
+            "with x as (select 1) select * from x",
+            "PRAGMA table_info(t)",
+            "explain select 1",
+        ] {
             assert!(returns_rows(q), "{q}");
         }
-        for e in ["INSERT INTO t VALUES (1)", "create table t (x)", "-- c\nDELETE FROM t", ""] {
+        for e in [
+            "INSERT INTO t VALUES (1)",
+            "create table t (x)",
+            "-- c\nDELETE FROM t",
+            "",
+        ] {
             assert!(!returns_rows(e), "{e}");
         }
         assert!(changes_rows("/* c */ update t set x = 1"));

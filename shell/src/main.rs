@@ -60,10 +60,20 @@ fn main() -> ExitCode {
         return repl::run(&runtime, &mut session);
     }
     let script: Box<dyn Iterator<Item = io::Result<String>>> = if let Some(sql) = &args.command {
-        Box::new(sql.lines().map(|l| Ok(l.to_owned())).collect::<Vec<_>>().into_iter())
+        Box::new(
+            sql.lines()
+                .map(|l| Ok(l.to_owned()))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
     } else if let Some(path) = &args.file {
         match fs::read_to_string(path) {
-            Ok(text) => Box::new(text.lines().map(|l| Ok(l.to_owned())).collect::<Vec<_>>().into_iter()),
+            Ok(text) => Box::new(
+                text.lines()
+                    .map(|l| Ok(l.to_owned()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
             Err(e) => {
                 eprintln!("dqlite-shell: cannot read {}: {e}", path.display());
                 return ExitCode::FAILURE;

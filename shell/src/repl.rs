@@ -28,11 +28,18 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
         // A missing history file is the normal first start.
         let _ = editor.load_history(path);
     }
-    println!("dqlite-shell {}: .help for help, Ctrl-D to quit", env!("CARGO_PKG_VERSION"));
+    println!(
+        "dqlite-shell {}: .help for help, Ctrl-D to quit",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut out = BufWriter::new(io::stdout());
     let mut reader = Reader::new();
     loop {
-        let prompt = if reader.is_pending() { CONTINUATION } else { PROMPT };
+        let prompt = if reader.is_pending() {
+            CONTINUATION
+        } else {
+            PROMPT
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
@@ -53,8 +60,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
             Input::Sql(s) => s.trim(),
         };
         let _ = editor.add_history_entry(entry);
-        // Ctrl-C while a statement runs drops its future: the client keeps the connection
-        // usable (the abandoned answer is discarded before the next request).
+        // Ctrl-C while a statement runs drops its future.
         let outcome = runtime.block_on(async {
             tokio::select! {
                 result = session.run(&input, &mut out) => Some(result),
@@ -63,7 +69,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
         });
         let _ = out.flush();
         match outcome {
-            None => eprintln!("interrupted"),
+            None => {
+                session.disconnect();
+                eprintln!("interrupted");
+            }
             Some(Ok(Flow::Continue)) => {}
             Some(Ok(Flow::Quit)) => break,
             Some(Err(e)) => eprintln!("Error: {e}"),
@@ -71,7 +80,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
     }
     if let Some(path) = &history {
         if let Err(e) = save_history(&mut editor, path) {
-            eprintln!("dqlite-shell: cannot save the history to {}: {e}", path.display());
+            eprintln!(
+                "dqlite-shell: cannot save the history to {}: {e}",
+                path.display()
+            );
         }
     }
     ExitCode::SUCCESS
@@ -86,7 +98,11 @@ fn save_history(editor: &mut DefaultEditor, path: &PathBuf) -> Result<(), Readli
 
 /// `$XDG_STATE_HOME/dqlite-shell/history`, else `~/.dqlite_shell_history`.
 fn history_path() -> Option<PathBuf> {
-    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(state) = var("XDG_STATE_HOME") {
         return Some(state.join("dqlite-shell").join("history"));
     }

@@ -89,6 +89,16 @@ impl Session {
         }
     }
 
+    /// Closes the connection; the next statement connects again through discovery.
+    ///
+    /// After an interrupted statement the connection would stay usable, but only once the
+    /// server has finished it: a query's remaining rows are drained first, which for a
+    /// large result takes as long as the query would have. Closing it stops the query on
+    /// the server instead.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
     /// The connection to the leader, made (again) through discovery if there is none.
     async fn connection(&mut self) -> Result<&mut Connection, Error> {
         if self.conn.as_ref().is_some_and(|c| c.is_broken()) {
@@ -180,15 +190,25 @@ impl Session {
             Command::Headers(on) => self.settings.headers = Some(on),
             Command::Timer(on) => self.settings.timer = on,
             Command::Leader => match self.on_leader(|c| Box::pin(c.leader())).await? {
-                Some(l) => table(out, &["id", "address"], vec![vec![id(l.id), text(&l.address)]])
-                    .map_err(output_error)?,
+                Some(l) => table(
+                    out,
+                    &["id", "address"],
+                    vec![vec![id(l.id), text(&l.address)]],
+                )
+                .map_err(output_error)?,
                 None => writeln!(out, "no leader known").map_err(output_error)?,
             },
             Command::Cluster => {
                 let nodes = self.on_leader(|c| Box::pin(c.cluster())).await?;
                 let rows = nodes
                     .iter()
-                    .map(|n| vec![id(n.id), text(&n.address), text(commands::role_name(n.role))])
+                    .map(|n| {
+                        vec![
+                            id(n.id),
+                            text(&n.address),
+                            text(commands::role_name(n.role)),
+                        ]
+                    })
                     .collect();
                 table(out, &["id", "address", "role"], rows).map_err(output_error)?;
             }
@@ -292,7 +312,9 @@ impl Session {
         &mut self,
         mut f: impl for<'c> FnMut(
             &'c mut Connection,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Error>> + 'c>>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, Error>> + 'c>,
+        >,
     ) -> Result<T, String> {
         let mut retried = false;
         loop {
@@ -353,7 +375,8 @@ async fn query(
             Some(r) => r,
             None => {
                 let columns = batch.columns().iter().map(|c| c.to_string()).collect();
-                let r = rendering.insert(Rendering::new(settings.mode, settings.headers(), columns));
+                let r =
+                    rendering.insert(Rendering::new(settings.mode, settings.headers(), columns));
                 *printed = true;
                 r.begin(out)?;
                 r
@@ -362,6 +385,9 @@ async fn query(
         for row in batch.rows() {
             r.row(out, row)?;
         }
+        // When batches arrive faster than they are written, reading them never waits:
+        // yield, so that a Ctrl-C raced against this statement is seen.
+        tokio::task::yield_now().await;
     }
     if let Some(r) = rendering {
         r.finish(out)?;

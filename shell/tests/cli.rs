@@ -32,7 +32,10 @@ fn every_mode_and_every_kind_of_input() {
     let csv = "i,s,b,f\n1,,x'0a0b',1.5\n2,\"\",x'00',-20.0\n3,\"a,\"\"b\"\"\",,0.25\n";
     assert_eq!(sql_ok(&s, &["--mode", "csv"], QUERY), csv);
     let csv_bare = csv.split_once('\n').unwrap().1;
-    assert_eq!(sql_ok(&s, &["--mode", "csv", "--headers", "off"], QUERY), csv_bare);
+    assert_eq!(
+        sql_ok(&s, &["--mode", "csv", "--headers", "off"], QUERY),
+        csv_bare
+    );
     let json = "[\n{\"i\":1,\"s\":null,\"b\":\"x'0a0b'\",\"f\":1.5},\n\
                 {\"i\":2,\"s\":\"\",\"b\":\"x'00'\",\"f\":-20.0},\n\
                 {\"i\":3,\"s\":\"a,\\\"b\\\"\",\"b\":null,\"f\":0.25}\n]\n";
@@ -44,8 +47,14 @@ fn every_mode_and_every_kind_of_input() {
     // Not a terminal: go-dqlite's tab-separated form, without headers unless asked.
     let tabs = "1\tNULL\tx'0a0b'\t1.5\n2\t\tx'00'\t-20.0\n3\ta,\"b\"\tNULL\t0.25\n";
     assert_eq!(sql_ok(&s, &[], QUERY), tabs);
-    assert_eq!(sql_ok(&s, &["--headers"], QUERY), format!("i\ts\tb\tf\n{tabs}"));
-    assert_eq!(sql_ok(&s, &["--mode", "json"], "SELECT * FROM t WHERE 0"), "[]\n");
+    assert_eq!(
+        sql_ok(&s, &["--headers"], QUERY),
+        format!("i\ts\tb\tf\n{tabs}")
+    );
+    assert_eq!(
+        sql_ok(&s, &["--mode", "json"], "SELECT * FROM t WHERE 0"),
+        "[]\n"
+    );
 
     // A script: dot commands between statements, a statement over several lines, `;` in
     // strings and comments, several statements on a line, a last statement without `;`.
@@ -87,32 +96,72 @@ fn the_first_error_stops_a_script_with_a_message_and_a_failure_status() {
     let (cluster, _) = cluster();
     let s = servers(&cluster);
     for (how, out) in [
-        ("-c", run(shell(&s).args(["-c", "SELECT 1; SELECT * FROM nope; SELECT 2"]), "")),
-        ("stdin", run(&mut shell(&s), "SELECT 1;\nSELECT * FROM nope;\nSELECT 2;\n")),
+        (
+            "-c",
+            run(
+                shell(&s).args(["-c", "SELECT 1; SELECT * FROM nope; SELECT 2"]),
+                "",
+            ),
+        ),
+        (
+            "stdin",
+            run(
+                &mut shell(&s),
+                "SELECT 1;\nSELECT * FROM nope;\nSELECT 2;\n",
+            ),
+        ),
     ] {
         assert!(!out.status.success(), "{how}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n", "{how}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("no such table: nope"), "{how}: {stderr}");
     }
+    // .timer on: the elapsed time after each statement.
+    let out = sql_ok(&s, &[], ".timer on\nSELECT 1;\n.timer off\nSELECT 2;");
+    assert!(
+        out.starts_with("1\nRun time: ") && out.ends_with(" s\n2\n"),
+        "{out}"
+    );
     let out = run(shell(&s).args(["-c", ".frobnicate"]), "");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command .frobnicate"));
-    let out = run(shell(&s).args(["-c", "CREATE TABLE u (x); INSERT INTO u VALUES (1) RETURNING x"]), "");
+    let out = run(
+        shell(&s).args([
+            "-c",
+            "CREATE TABLE u (x); INSERT INTO u VALUES (1) RETURNING x",
+        ]),
+        "",
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("RETURNING"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RETURNING"),
+        "{out:?}"
+    );
     // Bad arguments and unreadable files.
     let out = run(shell(&s).args(["-f", "/nonexistent/script.sql"]), "");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/script.sql"));
-    let out = run(shell(&s).args(["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem", "-c", "SELECT 1"]), "");
+    let out = run(
+        shell(&s).args([
+            "--cert",
+            "/nonexistent/c.pem",
+            "--key",
+            "/nonexistent/k.pem",
+            "-c",
+            "SELECT 1",
+        ]),
+        "",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/c.pem"));
     // No node answers: a bounded failure that says so.
     let dead = harness::reserve_loopback_addr().to_string();
     let out = run(shell(&dead).args(["--timeout", "3", "-c", "SELECT 1"]), "");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no leader found"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no leader found"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -155,11 +204,19 @@ fn cluster_commands() {
     let out = sql_ok(&s, &[], &format!(".describe {}", address(follower)));
     assert_eq!(out, format!("{}\t0\t0\n", address(follower)));
     sql_ok(&s, &[], &format!(".weight {} 7", address(follower)));
-    let out = sql_ok(&s, &["--mode", "line"], &format!(".describe {}", address(follower)));
+    let out = sql_ok(
+        &s,
+        &["--mode", "line"],
+        &format!(".describe {}", address(follower)),
+    );
     assert!(out.contains("weight = 7"), "{out}");
 
     // .tables and .schema.
-    sql_ok(&s, &[], "CREATE TABLE b (x); CREATE TABLE a (y TEXT); CREATE INDEX a_y ON a (y)");
+    sql_ok(
+        &s,
+        &[],
+        "CREATE TABLE b (x); CREATE TABLE a (y TEXT); CREATE INDEX a_y ON a (y)",
+    );
     assert_eq!(sql_ok(&s, &[], ".tables"), "a\nb\n");
     assert_eq!(
         sql_ok(&s, &[], ".schema a"),
@@ -171,9 +228,15 @@ fn cluster_commands() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("dump");
     let out = sql_ok(&s, &[], &format!(".dump {}", target.display()));
-    assert!(out.starts_with(&format!("wrote {}/default (", target.display())), "{out}");
+    assert!(
+        out.starts_with(&format!("wrote {}/default (", target.display())),
+        "{out}"
+    );
     let main = fs::read(target.join("default")).unwrap();
-    assert!(main.starts_with(b"SQLite format 3\0"), "not a database file");
+    assert!(
+        main.starts_with(b"SQLite format 3\0"),
+        "not a database file"
+    );
 
     // .add, .remove (by id and by address), .assign.
     let spare1 = harness::reserve_loopback_addr().to_string();
@@ -188,7 +251,10 @@ fn cluster_commands() {
     let other_id = id_of(other);
     sql_ok(&s, &[], &format!(".assign {other_id} spare"));
     let out = sql_ok(&s, &[], ".cluster");
-    assert!(out.contains(&format!("{other_id}\t{}\tspare", address(other))), "{out}");
+    assert!(
+        out.contains(&format!("{other_id}\t{}\tspare", address(other))),
+        "{out}"
+    );
 
     // .transfer: the next statement finds the new leader and says so.
     let follower_id = id_of(follower);
@@ -200,7 +266,10 @@ fn cluster_commands() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n");
     assert!(
-        stderr.contains(&format!("reconnected to the leader at {}", address(follower))),
+        stderr.contains(&format!(
+            "reconnected to the leader at {}",
+            address(follower)
+        )),
         "{stderr}"
     );
     assert_eq!(cluster.leader(), Some(follower));
@@ -222,7 +291,9 @@ fn a_script_goes_on_after_the_leader_changes_or_dies_between_statements() {
     assert_eq!(sh.stdout_line(), "1");
 
     // Another client moves the leadership: the shell's node answers "not leader".
-    let new_leader = cluster.transfer_leadership(leader).expect("transfer leadership");
+    let new_leader = cluster
+        .transfer_leadership(leader)
+        .expect("transfer leadership");
     sh.send("INSERT INTO k VALUES (2);");
     sh.send("SELECT count(*) FROM k;");
     assert_eq!(sh.stdout_line(), "2");
@@ -232,12 +303,17 @@ fn a_script_goes_on_after_the_leader_changes_or_dies_between_statements() {
     );
 
     // The leader dies between two statements.
-    let index = cluster.index_of(&new_leader).expect("a node of the cluster");
+    let index = cluster
+        .index_of(&new_leader)
+        .expect("a node of the cluster");
     cluster.kill(index);
     sh.send("SELECT count(*) FROM k;");
     assert_eq!(sh.stdout_line(), "2");
     let notice = sh.stderr_line();
-    assert!(notice.starts_with("reconnected to the leader at "), "{notice}");
+    assert!(
+        notice.starts_with("reconnected to the leader at "),
+        "{notice}"
+    );
     assert!(!notice.ends_with(&new_leader), "{notice}");
     sh.send("INSERT INTO k VALUES (3); SELECT count(*) FROM k;");
     assert_eq!(sh.stdout_line(), "3");
