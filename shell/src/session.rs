@@ -130,7 +130,14 @@ impl Session {
             let in_transaction = conn.in_transaction();
             let mut printed = false;
             let result = if input::returns_rows(sql) {
-                query(conn, sql, settings, out, &mut printed).await
+                match query(conn, sql, settings, out, &mut printed).await {
+                    // `WITH ... INSERT` and `PRAGMA name = value` start like queries but
+                    // return no rows; servers refuse them as queries without running them.
+                    Err(Failure::Client(e)) if !printed && returned_no_rows(&e) => {
+                        execute(conn, sql, settings, out).await
+                    }
+                    other => other,
+                }
             } else {
                 execute(conn, sql, settings, out).await
             };
@@ -276,8 +283,8 @@ impl Session {
                 let sql = "SELECT name FROM sqlite_master WHERE type = 'table' \
                            AND name NOT LIKE 'sqlite_%' ORDER BY name";
                 let rows = self.rows(sql, vec![]).await?;
-                for row in rows {
-                    writeln!(out, "{}", crate::format::text(&row[0])).map_err(output_error)?;
+                for value in rows.iter().filter_map(|row| row.first()) {
+                    writeln!(out, "{}", crate::format::text(value)).map_err(output_error)?;
                 }
             }
             Command::Schema(name) => {
@@ -288,8 +295,9 @@ impl Session {
                     params.push(Value::Text(name.into()));
                 }
                 sql.push_str(" AND name NOT LIKE 'sqlite_%' ORDER BY tbl_name, type DESC, name");
-                for row in self.rows(&sql, params).await? {
-                    writeln!(out, "{};", crate::format::text(&row[0])).map_err(output_error)?;
+                let rows = self.rows(&sql, params).await?;
+                for value in rows.iter().filter_map(|row| row.first()) {
+                    writeln!(out, "{};", crate::format::text(value)).map_err(output_error)?;
                 }
             }
         }
@@ -353,6 +361,12 @@ impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Failure {
         Failure::Output(e)
     }
+}
+
+/// The server's answer to a statement sent as a query that returns no rows: nothing ran.
+fn returned_no_rows(e: &Error) -> bool {
+    e.server_failure()
+        .is_some_and(|f| f.message.eq_ignore_ascii_case("not an error"))
 }
 
 fn output_error(e: io::Error) -> String {

@@ -85,6 +85,15 @@ SELECT count(*) AS n FROM t
     let out = sql_ok(&s, &[], "INSERT INTO t (i) VALUES (4); UPDATE t SET s = 'four' WHERE i = 4; SELECT s FROM t WHERE i = 4");
     assert_eq!(out, "four\n");
 
+    // Statements that start like queries but return no rows.
+    let out = sql_ok(
+        &s,
+        &[],
+        "WITH n(v) AS (VALUES (5)) INSERT INTO t (i) SELECT v FROM n; \
+         PRAGMA user_version = 3; PRAGMA user_version; SELECT count(*) FROM t",
+    );
+    assert_eq!(out, "3\n5\n");
+
     // The positional argument names the database.
     sql_ok(&s, &["other"], "CREATE TABLE elsewhere (x)");
     assert_eq!(sql_ok(&s, &["other"], ".tables"), "elsewhere\n");
