@@ -15,7 +15,8 @@ use crate::format::Mode;
 #[command(name = "dqlite-shell", version, args_override_self = true)]
 pub struct Args {
     /// Addresses of cluster nodes, comma-separated (any of them: the leader is found).
-    /// `@name` and `/path` are unix sockets.
+    /// `@name` and `/path` are unix sockets; `file://PATH` reads the addresses from a node
+    /// store file (go-dqlite's `cluster.yaml`).
     #[arg(
         short = 's',
         long = "servers",

@@ -17,7 +17,7 @@ use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use dqlite_tokio::{Config, DiscoveryConfig, TlsConfig};
+use dqlite_tokio::{Config, DiscoveryConfig, NodeStore, TlsConfig};
 
 use crate::args::Args;
 use crate::format::Mode;
@@ -55,7 +55,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut session = Session::new(args.servers.clone(), config, settings);
+    let servers = match servers(&args.servers) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dqlite-shell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut session = Session::new(servers, config, settings);
     if interactive {
         return repl::run(&runtime, &mut session);
     }
@@ -83,6 +90,26 @@ fn main() -> ExitCode {
         Box::new(io::stdin().lock().lines())
     };
     run_script(&runtime, &mut session, script)
+}
+
+/// The node addresses: as given, or read from a node store file (`file://PATH`, the
+/// `cluster.yaml` layout of go-dqlite's node store).
+fn servers(given: &[String]) -> Result<Vec<String>, String> {
+    let stores: Vec<&str> = given
+        .iter()
+        .filter_map(|s| s.strip_prefix("file://"))
+        .collect();
+    match stores.as_slice() {
+        [] => Ok(given.to_vec()),
+        [path] if given.len() == 1 => {
+            let nodes = NodeStore::new(path).load().map_err(|e| e.to_string())?;
+            if nodes.is_empty() {
+                return Err(format!("no nodes in the node store {path}"));
+            }
+            Ok(nodes.into_iter().map(|n| n.address).collect())
+        }
+        _ => Err("a node store (file://PATH) cannot be mixed with addresses".to_owned()),
+    }
 }
 
 /// The client configuration the arguments ask for.

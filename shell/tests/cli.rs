@@ -207,6 +207,31 @@ fn cluster_commands() {
             .to_owned()
     };
 
+    // The addresses from dqlite-demo's node store file; mixed with addresses, refused.
+    let first = address(0);
+    let store = cluster.data_dir(0).join(&first).join("cluster.yaml");
+    let store = format!("file://{}", store.display());
+    assert_eq!(
+        sql_ok(&store, &[], "SELECT 'via the store'"),
+        "via the store\n"
+    );
+    let out = run(
+        shell(&format!("{store},{first}")).args(["-c", "SELECT 1"]),
+        "",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be mixed"),
+        "{out:?}"
+    );
+    let out = run(
+        shell("file:///nonexistent/cluster.yaml").args(["-c", "SELECT 1"]),
+        "",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no nodes in the node store"),
+        "{out:?}"
+    );
+
     // .describe and .weight on a follower.
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
