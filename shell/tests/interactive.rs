@@ -2,8 +2,8 @@
 //! 3-node cluster: multi-line statements, the table, Ctrl-C at the prompt and during a
 //! statement, a leader killed between two statements, Ctrl-D and the history file.
 //!
-//! Needs `tmux`; when it is missing the test installs it with apt-get (as root) or fails
-//! saying how to install it.
+//! Needs `tmux`; when it is missing the test installs it with apt-get (which needs root)
+//! or fails saying how to install it.
 
 mod support;
 
@@ -137,11 +137,16 @@ fn ensure_tmux() {
     if works() {
         return;
     }
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", "tmux"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .is_ok_and(|s| s.success());
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // Without package lists (a fresh machine), fetch them and try again.
+    let installed = apt(&["install", "-y", "-qq", "tmux"])
+        || (apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "tmux"]));
     assert!(
         installed && works(),
         "this test drives the shell in tmux, which is missing and could not be installed: \
