@@ -182,3 +182,49 @@ fn run_script(
     }
     reader.finish().and_then(run).unwrap_or(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from(["dqlite-shell", "-s", "127.0.0.1:9001"].iter().chain(extra))
+            .expect("arguments")
+    }
+
+    #[test]
+    fn tls_files_must_be_readable_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        fs::write(&junk, "not a certificate").unwrap();
+        let junk = junk.to_str().unwrap();
+        let err = config(&args(&["--cert", junk, "--key", junk])).unwrap_err();
+        assert!(err.contains("TLS"), "{err}");
+        let err = config(&args(&["--ca", junk])).unwrap_err();
+        assert!(err.contains("TLS"), "{err}");
+        let err = config(&args(&["--ca", "/nonexistent/ca.pem"])).unwrap_err();
+        assert!(err.contains("cannot read /nonexistent/ca.pem"), "{err}");
+        assert!(config(&args(&[])).is_ok());
+    }
+
+    #[test]
+    fn node_store_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.yaml");
+        fs::write(
+            &path,
+            "- Address: 127.0.0.1:9001\n  ID: 1\n  Role: 0\n- Address: \"@node2\"\n  ID: 2\n  Role: 1\n",
+        )
+        .unwrap();
+        let store = format!("file://{}", path.display());
+        assert_eq!(
+            servers(std::slice::from_ref(&store)).unwrap(),
+            ["127.0.0.1:9001", "@node2"]
+        );
+        let given = ["a:1".to_owned(), "b:2".to_owned()];
+        assert_eq!(servers(&given).unwrap(), given);
+        assert!(servers(&[store, "a:1".to_owned()]).is_err());
+        fs::write(&path, "{ not: [yaml").unwrap();
+        assert!(servers(&[format!("file://{}", path.display())]).is_err());
+    }
+}
