@@ -1,6 +1,7 @@
 //! The interactive shell in a pseudo-terminal (a detached tmux session) against a real
-//! 3-node cluster: multi-line statements, the table, Ctrl-C at the prompt and during a
-//! statement, a leader killed between two statements, Ctrl-D and the history file.
+//! 3-node cluster: multi-line statements, the table, Ctrl-C at the prompt and during
+//! statements (one streaming rows, one keeping the server busy), a leader killed between
+//! two statements, Ctrl-D and the history file.
 //!
 //! Needs `tmux`; when it is missing the test installs it with apt-get (which needs root)
 //! or fails saying how to install it.
@@ -171,7 +172,7 @@ fn interactive_session_in_a_terminal() {
         "-s",
         &s,
         "--timeout",
-        "30",
+        "60",
     ]);
     tmux.wait_prompt();
 
@@ -214,7 +215,7 @@ fn interactive_session_in_a_terminal() {
     tmux.key("C-c");
     let screen = tmux.wait_text("interrupted");
     assert!(
-        !screen.contains("100000000"),
+        !screen.lines().any(|l| l.trim() == "100000000"),
         "the statement ran to its end:\n{screen}"
     );
     tmux.wait_prompt();
@@ -227,6 +228,25 @@ fn interactive_session_in_a_terminal() {
         "{screen}"
     );
     tmux.wait_prompt();
+    // Ctrl-C during a statement that keeps the server busy without sending anything (the
+    // count takes the node seconds): the prompt comes back at once, and the next statement
+    // is answered once the node is done or another node leads (the busy node sends no
+    // heartbeats meanwhile).
+    tmux.line(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 20000000) \
+         SELECT count(*) AS n FROM c;",
+    );
+    thread::sleep(Duration::from_millis(300));
+    tmux.key("C-c");
+    tmux.wait_prompt();
+    tmux.line("SELECT 4343 AS after_count;");
+    let screen = tmux.wait_text("|        4343 |");
+    assert!(
+        !screen.contains("| 20000000 |"),
+        "the count ran to its end:\n{screen}"
+    );
+    tmux.wait_prompt();
+
     // Ctrl-L clears the screen.
     tmux.key("C-l");
     tmux.wait_for("a cleared screen", |s| s.trim() == "dqlite>");
