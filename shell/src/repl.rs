@@ -70,8 +70,11 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
         let _ = out.flush();
         match outcome {
             None => {
-                session.disconnect();
-                eprintln!("interrupted");
+                if session.disconnect() {
+                    eprintln!("interrupted; the open transaction is rolled back");
+                } else {
+                    eprintln!("interrupted");
+                }
             }
             Some(Ok(Flow::Continue)) => {}
             Some(Ok(Flow::Quit)) => break,

@@ -90,13 +90,14 @@ impl Session {
     }
 
     /// Closes the connection; the next statement connects again through discovery.
+    /// Returns whether a transaction was open on it (the server rolls it back).
     ///
     /// After an interrupted statement the connection would stay usable, but only once the
-    /// server has finished it: a query's remaining rows are drained first, which for a
-    /// large result takes as long as the query would have. Closing it stops the query on
-    /// the server instead.
-    pub fn disconnect(&mut self) {
-        self.conn = None;
+    /// server has finished that statement and sent the rest of its rows, which the client
+    /// then drains: for a large result that takes as long as the statement would have.
+    /// A new connection goes to whichever node leads without waiting for that.
+    pub fn disconnect(&mut self) -> bool {
+        self.conn.take().is_some_and(|c| c.in_transaction())
     }
 
     /// The connection to the leader, made (again) through discovery if there is none.

@@ -163,6 +163,29 @@ fn the_first_error_stops_a_script_with_a_message_and_a_failure_status() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/c.pem"));
+    // Leadership moves while a transaction is open: the statement is not sent again on
+    // the new leader, and the message says the transaction is gone.
+    let mut sh = Piped::start(&mut shell(&s));
+    sh.send("CREATE TABLE tx (x); BEGIN; INSERT INTO tx VALUES (1);");
+    sh.send("SELECT count(*) FROM tx;");
+    assert_eq!(sh.stdout_line(), "1");
+    let leader = cluster.leader().expect("a leader");
+    let new_leader = cluster
+        .transfer_leadership(leader)
+        .expect("transfer leadership");
+    sh.send("INSERT INTO tx VALUES (2);");
+    let message = sh.stderr_line();
+    assert!(
+        message.contains("the open transaction is lost"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("the leader is at {new_leader}")),
+        "{message}"
+    );
+    assert!(!sh.finish().success());
+    assert_eq!(sql_ok(&s, &[], "SELECT count(*) FROM tx"), "0\n");
+
     // No node answers: a bounded failure that says so.
     let dead = harness::reserve_loopback_addr().to_string();
     let out = run(shell(&dead).args(["--timeout", "3", "-c", "SELECT 1"]), "");
