@@ -67,7 +67,7 @@ SQL statements end with `;` and may span lines. Dot commands take one line:
 .cluster              every node: id, address, role
 .describe ADDR        a node's failure domain and weight
 .weight ADDR N        set a node's weight
-.transfer ID          hand leadership to node ID
+.transfer ID          hand leadership to node ID (decimal, or hex after 0x)
 .add ID ADDR          add a node (as a spare)
 .assign ID ROLE       give node ID a role: voter, standby, spare
 .remove ID|ADDR       remove a node from the cluster
@@ -80,10 +80,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
     let name = words.next().unwrap_or(".");
     let args: Vec<&str> = words.collect();
     let usage = |u: &str| Err(format!("usage: {u}"));
-    let id = |s: &str| {
-        s.parse::<u64>()
-            .map_err(|_| format!("`{s}` is not a node id (a number)"))
-    };
+    let id = |s: &str| node_id(s).ok_or_else(|| format!("`{s}` is not a node id (a number)"));
     match (name.to_ascii_lowercase().as_str(), args.as_slice()) {
         (".help", []) => Ok(Command::Help),
         (".quit" | ".exit", []) => Ok(Command::Quit),
@@ -110,9 +107,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         (".add", _) => usage(".add ID ADDR"),
         (".assign", [i, r]) => Ok(Command::Assign(id(i)?, role(r)?)),
         (".assign", _) => usage(".assign ID voter|standby|spare"),
-        (".remove", [n]) => Ok(Command::Remove(match n.parse() {
-            Ok(i) => NodeRef::Id(i),
-            Err(_) => NodeRef::Address(n.to_string()),
+        (".remove", [n]) => Ok(Command::Remove(match node_id(n) {
+            Some(i) => NodeRef::Id(i),
+            None => NodeRef::Address(n.to_string()),
         })),
         (".remove", _) => usage(".remove ID|ADDR"),
         (".dump", []) => Ok(Command::Dump(None)),
@@ -126,6 +123,14 @@ pub fn parse(line: &str) -> Result<Command, String> {
             Err(format!("{name} takes no arguments"))
         }
         _ => Err(format!("unknown command {name} (try .help)")),
+    }
+}
+
+/// A node id in decimal, or in hexadecimal after `0x` (as go-dqlite's shell prints them).
+fn node_id(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
     }
 }
 
@@ -164,6 +169,8 @@ mod tests {
             Ok(Command::Weight("127.0.0.1:9001".into(), 3))
         );
         assert_eq!(parse(".transfer 2"), Ok(Command::Transfer(2)));
+        assert_eq!(parse(".transfer 0x2dc1"), Ok(Command::Transfer(0x2dc1)));
+        assert_eq!(parse(".remove 0XfF"), Ok(Command::Remove(NodeRef::Id(255))));
         assert_eq!(parse(".add 4 @node4"), Ok(Command::Add(4, "@node4".into())));
         assert_eq!(
             parse(".assign 4 standby"),
