@@ -15,7 +15,7 @@ use dqlite_client::{
 };
 use dqlite_smol::Smol;
 use dqlite_tests::harness::{Cluster, ServerCommand};
-use dqlite_tests::nodes::{unix_front_name, TlsCluster};
+use dqlite_tests::nodes::{shell, unix_front_name, TlsCluster};
 use dqlite_tests::tls::Identity;
 use dqlite_tokio::Tokio;
 
@@ -91,6 +91,7 @@ fn queries_transactions_pool_and_failover_over_mutual_tls() {
     let mut cluster = TlsCluster::start(3);
     cluster.wait_ready(3);
     let tls = cluster_tls(cluster.identity());
+    cross_check_with_go_shell(&cluster, tls.clone());
     smol::block_on(queries_and_failover(Smol, &mut cluster, tls.clone()));
     cluster.wait_ready(3);
     tokio::runtime::Builder::new_multi_thread()
@@ -98,6 +99,45 @@ fn queries_transactions_pool_and_failover_over_mutual_tls() {
         .build()
         .unwrap()
         .block_on(queries_and_failover(Tokio, &mut cluster, tls));
+}
+
+/// What this client writes over TLS, go-dqlite's shell reads with the same certificate, and
+/// the other way round.
+fn cross_check_with_go_shell(cluster: &TlsCluster, tls: TlsConfig) {
+    let servers = addrs(cluster).join(",");
+    let go = |command: &str| {
+        let out = shell(
+            &servers,
+            Some(cluster.pem_files()),
+            "cross",
+            command,
+            Duration::from_secs(60),
+        );
+        assert!(out.success(), "{command}: {out:?}");
+        out.stdout
+    };
+    let seeds = addrs(cluster);
+    let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+    smol::block_on(async {
+        let config = config(tls).database("cross");
+        let mut conn = dqlite_client::connect_cluster(Smol, &seeds, config)
+            .await
+            .expect("client over TLS");
+        conn.execute("CREATE TABLE c (who TEXT)", ()).await.unwrap();
+        conn.execute("INSERT INTO c VALUES (?)", ("rust",))
+            .await
+            .unwrap();
+        assert!(go("SELECT who FROM c").contains("rust"));
+        go("INSERT INTO c VALUES ('go')");
+        let who: Vec<String> = conn
+            .fetch_as::<(String,)>("SELECT who FROM c ORDER BY who", ())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(w,)| w)
+            .collect();
+        assert_eq!(who, ["go", "rust"]);
+    });
 }
 
 /// `Connection::connect` to `address` with `tls` fails with a TLS error of `kind`.
