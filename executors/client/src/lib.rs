@@ -36,6 +36,7 @@ mod tls;
 mod transaction;
 mod transport;
 mod tx_state;
+pub mod types;
 mod wire;
 
 pub use config::Config;
@@ -57,6 +58,10 @@ pub use stream::RowStream;
 pub use tls::TlsConfig;
 pub use transaction::Transaction;
 pub use transport::{BoxStream, DialFn, Hooked, NoHooks, NodeStream, Plain, SocketHooks};
+#[cfg(feature = "json")]
+pub use types::Json;
+#[cfg(feature = "uuid")]
+pub use types::UuidBlob;
 
 pub use dqlite_proto::leader::{
     Discovery, DiscoveryConfig, DiscoveryError, NodeOutcome, RedirectPolicy,
