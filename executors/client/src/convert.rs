@@ -18,9 +18,9 @@ use crate::error::{Error, Result};
 /// | `Vec<u8>`, [`Bytes`] | BLOB |
 /// | `Option<T>` | NULL as `None` ([`reads_as_none`](FromValue::reads_as_none)), else as `T` |
 /// | [`Value`] | anything |
-///
-/// With the cargo features `chrono`, `time`, `uuid` and `json`, the date and time types of
-/// those crates, `uuid::Uuid` and JSON values convert too (see the crate's README, "Types").
+/// | `chrono` and `time` dates and times (features `chrono`, `time`) | ISO8601 and TEXT in go-dqlite's layouts, UNIXTIME (see [`types`](crate::types)) |
+/// | `uuid::Uuid`, `UuidBlob` (feature `uuid`) | TEXT (hyphenated), BLOB (16 bytes) |
+/// | `serde_json::Value`, `Json<T>` (feature `json`) | TEXT holding JSON |
 pub trait FromValue: Sized {
     /// Converts, or fails with [`Error::Conversion`].
     fn from_value(value: &Value) -> Result<Self>;

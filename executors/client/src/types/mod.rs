@@ -14,6 +14,9 @@
 //! | `chrono::NaiveDate`, `time::Date` | `2006-01-02` |
 //! | `chrono::NaiveTime`, `time::Time` | `15:04:05.999999999` |
 //!
+//! Go has no time-of-day type: go-dqlite's driver returns a time of day stored in a `TIME` or
+//! `TEXT` column as a string, and fails to scan one stored in a date column.
+//!
 //! The fraction has no trailing zeros and is left out when zero. Years outside 0000 to 9999,
 //! leap seconds and offsets that are not whole minutes are refused with
 //! [`Misuse::ParamNotRepresentable`](crate::Misuse::ParamNotRepresentable).
@@ -33,6 +36,13 @@
 //! NULL: released servers send a NULL stored in a `DATE`, `DATETIME` or `TIMESTAMP` column
 //! as the empty ISO8601 text; `Option<T>` of a date or time type reads it as `None`, like a
 //! real NULL (see [`FromValue::reads_as_none`](crate::FromValue::reads_as_none)).
+//!
+//! # Uuid and JSON
+//!
+//! A `uuid::Uuid` parameter is hyphenated lowercase TEXT; `UuidBlob` sends the 16 bytes as
+//! a BLOB. Either form reads back as `Uuid` (or `UuidBlob`). `serde_json::Value` and
+//! `Json<T>` are JSON TEXT both ways; keep them in `TEXT` columns, since a column
+//! declared `JSON` has numeric affinity and stores `123` as an integer.
 
 #[cfg(any(feature = "chrono", feature = "time"))]
 mod datetime;
