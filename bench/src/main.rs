@@ -4,6 +4,7 @@
 //! cargo run --release -p dqlite-bench -- [--runtime tokio|smol] [--cluster A,B,C]
 //!                                       [--workloads a,b,c,d,e,f] [--floor]
 //!                                       [--busy-poll MICROS] [--coalesce MICROS]
+//!                                       [--statement-cache N] [--tls CERT,KEY]
 //! ```
 //!
 //! Without `--cluster` it starts its own local 3-node cluster (dqlite-demo) and stops it at
@@ -21,7 +22,11 @@
 //! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
 //! socket instead, to show what the async client adds. `--busy-poll` sets the window of
 //! [`Config::busy_poll`] and `--coalesce` the interval of [`Config::stream_coalesce`] (0 turns
-//! either off), for the client and the floor alike.
+//! either off), for the client and the floor alike. `--statement-cache` sets the client's
+//! [`Config::statement_cache`] capacity (0: every statement sent as text, as before).
+//! `--tls CERT,KEY` speaks mutual TLS to a go-dqlite TLS cluster given with `--cluster`, with
+//! the one cluster certificate as CA and client certificate (as `app.SimpleTLSConfig` sets
+//! it up).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -66,6 +71,33 @@ fn parse_args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .map(Duration::from_micros)
             }
+            "--tls" => {
+                let files = it.next().unwrap_or_default();
+                let Some((cert, key)) = files.split_once(',') else {
+                    eprintln!("--tls takes CERT,KEY");
+                    std::process::exit(2);
+                };
+                let read = |p: &str| {
+                    std::fs::read(p).unwrap_or_else(|e| {
+                        eprintln!("--tls: cannot read {p}: {e}");
+                        std::process::exit(2)
+                    })
+                };
+                let (cert, key) = (read(cert), read(key));
+                match dqlite_client::TlsConfig::from_pem(&cert, &cert, &key) {
+                    Ok(tls) => {
+                        let _ = TLS.set(tls);
+                    }
+                    Err(e) => {
+                        eprintln!("--tls: {e}");
+                        std::process::exit(2);
+                    }
+                }
+            }
+            "--statement-cache" => {
+                let n = it.next().and_then(|v| v.parse().ok());
+                let _ = STATEMENT_CACHE.set(n.unwrap_or(Config::DEFAULT_STATEMENT_CACHE));
+            }
             "--busy-poll" => {
                 args.busy_poll = it
                     .next()
@@ -73,7 +105,7 @@ fn parse_args() -> Args {
                     .map(Duration::from_micros)
             }
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--coalesce MICROS] [--capture DIR]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--tls CERT,KEY] [--capture DIR]");
                 std::process::exit(2);
             }
         }
@@ -183,11 +215,26 @@ const C_RUNS: usize = 15;
 const E_RUNS: usize = 5;
 const STREAM_ROWS: i64 = 1_000_000;
 
+/// `--tls`: the client's TLS settings.
+static TLS: std::sync::OnceLock<dqlite_client::TlsConfig> = std::sync::OnceLock::new();
+
+/// `--statement-cache`: the client's statement cache capacity.
+static STATEMENT_CACHE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 fn config() -> Config {
-    Config::new()
+    let cache = STATEMENT_CACHE
+        .get()
+        .copied()
+        .unwrap_or(Config::DEFAULT_STATEMENT_CACHE);
+    let config = Config::new()
         .database("bench")
         .request_timeout(Duration::from_secs(120))
         .frame_timeout(Duration::from_secs(60))
+        .statement_cache(cache);
+    match TLS.get() {
+        Some(tls) => config.tls(tls.clone()),
+        None => config,
+    }
 }
 
 /// Creates the `big` table of [`STREAM_ROWS`] rows, unless an earlier run did.
@@ -504,12 +551,22 @@ fn capture(leader: &str, follower: &str, dir: &str) {
     });
 }
 
-/// The leader's address, asked of the nodes for up to a minute (a cluster may be electing).
+/// The leader's address, asked of the nodes for up to a minute (a cluster may be electing),
+/// over TLS when `--tls` is given.
 fn find_leader(nodes: &[String]) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let leader = nodes.iter().find_map(|a| {
-            let l = BlockingConn::connect(a).ok()?.leader().ok()?;
+            let l = if TLS.get().is_some() {
+                smol::block_on(async {
+                    let mut node =
+                        dqlite_client::NodeClient::connect(dqlite_smol::Smol, a, config()).await?;
+                    node.leader().await
+                })
+                .ok()??
+            } else {
+                BlockingConn::connect(a).ok()?.leader().ok()?
+            };
             (!l.address.is_empty()).then(|| l.address.to_string())
         });
         if let Some(l) = leader {
@@ -564,6 +621,14 @@ fn main() {
             &args.runtime
         },
     );
+    if !args.floor {
+        let cache = STATEMENT_CACHE
+            .get()
+            .copied()
+            .unwrap_or(Config::DEFAULT_STATEMENT_CACHE);
+        report.num("statement_cache", cache as f64);
+        report.text("transport", if TLS.get().is_some() { "tls" } else { "tcp" });
+    }
     let w = args.workloads.as_str();
     let waiting = Waiting {
         busy_poll: args.busy_poll.unwrap_or(Config::DEFAULT_BUSY_POLL),

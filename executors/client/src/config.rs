@@ -37,6 +37,7 @@ pub struct Config {
     pub(crate) busy_poll: Duration,
     pub(crate) stream_coalesce: Duration,
     pub(crate) dialer: Dialer,
+    pub(crate) statement_cache: usize,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsConfig>,
     /// The busy-polling group: connections made with this config (a pool's) count each
@@ -61,6 +62,7 @@ impl Default for Config {
             busy_poll: Config::DEFAULT_BUSY_POLL,
             stream_coalesce: Config::DEFAULT_STREAM_COALESCE,
             dialer: Dialer::default(),
+            statement_cache: Config::DEFAULT_STATEMENT_CACHE,
             #[cfg(feature = "tls")]
             tls: None,
             waiting: Arc::default(),
@@ -69,6 +71,9 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The default [`statement_cache`](Config::statement_cache) capacity.
+    pub const DEFAULT_STATEMENT_CACHE: usize = 100;
+
     /// The default [`busy_poll`](Config::busy_poll) window.
     pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
 
@@ -258,6 +263,18 @@ impl Config {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// How many prepared statements each connection keeps (default 100; 0 turns the cache
+    /// off). SQL sent with parameters (by `execute`, `fetch` and friends, `stream`,
+    /// `execute_pipelined`) is prepared once per connection and then executed by id, so the
+    /// leader parses it once instead of on every call; the least recently used statement is
+    /// finalized when the cache is full. Scripts, transaction control and SQL without
+    /// parameters are sent as text, as before. Statements never outlive their connection,
+    /// so a reconnection or a leadership change starts afresh.
+    pub fn statement_cache(mut self, capacity: usize) -> Self {
+        self.statement_cache = capacity;
         self
     }
 

@@ -14,10 +14,12 @@ use dqlite_proto::{
 use crate::config::Config;
 use crate::convert::FromValue;
 use crate::error::{Error, Misuse, Result};
+use crate::from_row::{rows_as, FromRow};
 use crate::params::IntoParams;
 use crate::row::{Row, Rows};
 use crate::runtime::{timeout, Runtime};
 use crate::statement::Statement;
+use crate::statement_cache::{SharedCache, StatementCache};
 use crate::stream::RowStream;
 use crate::transaction::Transaction;
 use crate::transport::{dial, BoxStream};
@@ -72,6 +74,8 @@ pub struct Connection<R: Runtime> {
     /// roll back before the next use.
     pub(crate) pending_rollback: Option<u32>,
     pub(crate) finalize_queue: Arc<Mutex<Vec<dqlite_proto::Stmt>>>,
+    /// Statements prepared for SQL sent with parameters ([`Config::statement_cache`]).
+    cache: SharedCache,
     saw_not_leader: bool,
     rng: u64,
 }
@@ -118,6 +122,7 @@ impl<R: Runtime> Connection<R> {
         config: Arc<Config>,
     ) -> Result<Connection<R>> {
         let seed = RandomState::new().build_hasher().finish() | 1;
+        let capacity = config.statement_cache;
         let mut conn = Connection {
             rt,
             wire,
@@ -131,6 +136,7 @@ impl<R: Runtime> Connection<R> {
             tx: TxState::Autocommit,
             pending_rollback: None,
             finalize_queue: Arc::new(Mutex::new(Vec::new())),
+            cache: Arc::new(Mutex::new(StatementCache::new(capacity))),
             saw_not_leader: false,
             rng: seed,
         };
@@ -224,20 +230,84 @@ impl<R: Runtime> Connection<R> {
         if control.is_some() && self.tx_depth > 0 {
             return Err(Misuse::TransactionControl("inside a Transaction guard").into());
         }
+        let cached = control.is_none() && self.ensure_cached(sql, params).await?;
         let started = self.rt.now();
         let mut attempt = 0;
         loop {
             self.ready().await?;
             let autocommit = self.tx.is_autocommit();
             let controls = control.as_slice();
-            let result = self
-                .exec_tracked(controls, Effect::Write, |p| p.exec_sql(sql, params))
-                .await;
+            let result = if cached {
+                let cache = self.cache.clone();
+                self.exec_tracked(controls, Effect::Write, |p| {
+                    by_id(&cache, sql, |stmt| p.exec(stmt, params))
+                })
+                .await
+            } else {
+                self.exec_tracked(controls, Effect::Write, |p| p.exec_sql(sql, params))
+                    .await
+            };
             match result {
                 Err(e) if autocommit && self.busy_pause(&e, started, &mut attempt).await => {}
                 other => return other,
             }
         }
+    }
+
+    /// Makes sure the statement cache holds `sql`, preparing it now if needed; false when
+    /// it is not to be cached (no parameters, caching off, not a single statement). A
+    /// parameter count that does not match is refused before the PREPARE goes out.
+    async fn ensure_cached(&mut self, sql: &str, params: &[Value]) -> Result<bool> {
+        if params.is_empty() {
+            return Ok(false);
+        }
+        match self.cache.lock() {
+            Ok(c) if !c.enabled() => return Ok(false),
+            Ok(c) if c.contains(sql) => return Ok(true),
+            Ok(_) => {}
+            Err(_) => return Err(Error::Internal("statement cache lock poisoned")),
+        }
+        let summary = sql::summarize(sql);
+        if summary.statements != 1 {
+            // Sent as text: the core refuses it with the reason.
+            return Ok(false);
+        }
+        if summary.params != params.len() {
+            return Err(Error::from(dqlite_proto::Misuse::ParamCount {
+                expected: summary.params,
+                given: params.len(),
+            }));
+        }
+        let stmt = match self.call(Effect::None, |p| p.prepare(sql)).await? {
+            Reply::Prepared(stmt) => stmt,
+            other => return Err(unexpected(other, "STMT")),
+        };
+        let evicted = match self.cache.lock() {
+            Ok(mut c) => c.insert(sql, stmt),
+            Err(_) => return Err(Error::Internal("statement cache lock poisoned")),
+        };
+        if let Ok(mut q) = self.finalize_queue.lock() {
+            q.extend(evicted);
+        }
+        Ok(true)
+    }
+
+    /// Prepares `sql` into the statement cache now, so that its first execution with
+    /// parameters does not pay for the PREPARE (a no-op when caching is off or it is
+    /// cached already).
+    pub async fn prepare_cached(&mut self, sql: &str) -> Result<()> {
+        let count = sql::summarize(sql).params;
+        if count == 0 {
+            return Ok(());
+        }
+        self.ensure_cached(sql, &vec![Value::Null; count])
+            .await
+            .map(|_| ())
+    }
+
+    /// Statements in this connection's cache.
+    pub fn cached_statements(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
     }
 
     /// A script without transaction control, made atomic by a savepoint: on a failure the
@@ -402,13 +472,24 @@ impl<R: Runtime> Connection<R> {
             }));
         }
         check_returns_no_rows(sql)?;
+        let sets: Vec<Result<Vec<Value>>> =
+            params.into_iter().map(IntoParams::into_params).collect();
+        // One PREPARE for the whole batch, when the first set fits the statement.
+        let cached = match sets.iter().find_map(|s| s.as_ref().ok()) {
+            Some(first) => self.ensure_cached(sql, first).await.unwrap_or(false),
+            None => false,
+        };
         self.ready().await?;
+        let cache = self.cache.clone();
         let mut outcomes: Vec<Result<RequestId>> = Vec::new();
-        for p in params {
-            outcomes.push(
-                p.into_params()
-                    .and_then(|values| self.queue(|c| c.exec_sql(sql, &values))),
-            );
+        for set in sets {
+            outcomes.push(set.and_then(|values| {
+                if cached {
+                    self.queue(|c| by_id(&cache, sql, |stmt| c.exec(stmt, &values)))
+                } else {
+                    self.queue(|c| c.exec_sql(sql, &values))
+                }
+            }));
         }
         self.batch = outcomes
             .iter()
@@ -486,14 +567,75 @@ impl<R: Runtime> Connection<R> {
         row.get(0)
     }
 
+    /// Runs a query and converts every row to `T` ([`FromRow`]: a derived struct, a tuple,
+    /// [`Row`]). The first row that does not convert fails the call, naming the column.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// #[derive(dqlite_client::FromRow)]
+    /// struct Item {
+    ///     id: i64,
+    ///     name: String,
+    /// }
+    /// let items: Vec<Item> = conn.fetch_as("SELECT id, name FROM items", ()).await?;
+    /// let pairs = conn.fetch_as::<(i64, String)>("SELECT id, name FROM items", ()).await?;
+    /// # let _ = (items, pairs);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_as<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Vec<T>> {
+        rows_as(self.fetch(sql, params).await?)
+    }
+
+    /// The first row converted to `T` ([`FromRow`]), or [`Error::NoRows`].
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// let (id, name): (i64, String) =
+    ///     conn.fetch_one_as("SELECT id, name FROM items WHERE id = ?", (1,)).await?;
+    /// # let _ = (id, name);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_one_as<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<T> {
+        T::from_row(&self.fetch_one(sql, params).await?)
+    }
+
+    /// The first row converted to `T` ([`FromRow`]), if there is one.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// let name: Option<(String,)> =
+    ///     conn.fetch_optional_as("SELECT name FROM items WHERE id = ?", (1,)).await?;
+    /// # let _ = name;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_optional_as<T: FromRow>(
+        &mut self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Option<T>> {
+        self.fetch_optional(sql, params)
+            .await?
+            .map(|row| T::from_row(&row))
+            .transpose()
+    }
+
     /// Starts a query whose rows are read batch by batch: memory stays bounded by one
     /// batch (about a page of rows) plus what the caller keeps. Dropping the stream early
     /// is safe: the rest of the result is drained before the next request.
     pub async fn stream(&mut self, sql: &str, params: impl IntoParams) -> Result<RowStream<'_, R>> {
         let params = params.into_params()?;
         check_returns_rows(sql)?;
+        let cached = self.ensure_cached(sql, &params).await?;
         self.ready().await?;
-        let id = self.queue(|p| p.query_sql(sql, &params))?;
+        let id = self.queue_query(sql, &params, cached)?;
         Ok(RowStream::new(self, id))
     }
 
@@ -834,6 +976,16 @@ impl<R: Runtime> Connection<R> {
         }
     }
 
+    /// Queues a query, by id when `cached`.
+    fn queue_query(&mut self, sql: &str, params: &[Value], cached: bool) -> Result<RequestId> {
+        if cached {
+            let cache = self.cache.clone();
+            self.queue(|p| by_id(&cache, sql, |stmt| p.query(stmt, params)))
+        } else {
+            self.queue(|p| p.query_sql(sql, params))
+        }
+    }
+
     pub(crate) fn queue(
         &mut self,
         f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
@@ -933,12 +1085,13 @@ impl<R: Runtime> Connection<R> {
         params: Vec<Value>,
     ) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
         check_returns_rows(sql)?;
+        let cached = self.ensure_cached(sql, &params).await?;
         let started = self.rt.now();
         let mut attempt = 0;
         loop {
             self.ready().await?;
             let autocommit = self.tx.is_autocommit();
-            let id = self.queue(|p| p.query_sql(sql, &params))?;
+            let id = self.queue_query(sql, &params, cached)?;
             match self.collect_rows(id).await {
                 Err(e) if autocommit && self.busy_pause(&e, started, &mut attempt).await => {}
                 Err(e) => {
@@ -1076,6 +1229,21 @@ pub(crate) fn rollback_sql(depth: u32) -> String {
         "ROLLBACK".to_owned()
     } else {
         format!("ROLLBACK TO SAVEPOINT dqlite_sp{depth}; RELEASE SAVEPOINT dqlite_sp{depth}")
+    }
+}
+
+/// Encodes a request for the cached statement of `sql` (refused as stale if it is gone).
+fn by_id(
+    cache: &SharedCache,
+    sql: &str,
+    f: impl FnOnce(&dqlite_proto::Stmt) -> Result<RequestId, CoreError>,
+) -> Result<RequestId, CoreError> {
+    let mut cache = cache
+        .lock()
+        .map_err(|_| CoreError::from(dqlite_proto::Misuse::StaleStatement))?;
+    match cache.get(sql) {
+        Some(stmt) => f(stmt),
+        None => Err(dqlite_proto::Misuse::StaleStatement.into()),
     }
 }
 

@@ -62,7 +62,9 @@ macro_rules! from_integer {
     ($($t:ty),+) => {$(
         impl FromValue for $t {
             fn from_value(v: &Value) -> Result<Self> {
-                let wide = i64::from_value(v)?;
+                let Ok(wide) = i64::from_value(v) else {
+                    return mismatch(stringify!($t), v);
+                };
                 <$t>::try_from(wide).or_else(|_| mismatch(concat!(stringify!($t), " (value out of range)"), v))
             }
         }
@@ -84,7 +86,9 @@ impl FromValue for f64 {
 impl FromValue for f32 {
     /// Narrowed from `f64` (precision may be lost, as with `as f32`).
     fn from_value(v: &Value) -> Result<Self> {
-        f64::from_value(v).map(|f| f as f32)
+        f64::from_value(v)
+            .map(|f| f as f32)
+            .or_else(|_| mismatch("f32", v))
     }
 }
 
@@ -159,5 +163,15 @@ mod tests {
         assert!(bool::from_value(&Value::Boolean(true)).unwrap());
         assert_eq!(Vec::<u8>::from_value(&Value::from(vec![1u8])).unwrap(), [1]);
         assert!(Vec::<u8>::from_value(&Value::from("x")).is_err());
+        // A mismatch names the type asked for, also when it converts through another.
+        for (e, expected) in [
+            (u32::from_value(&Value::from("x")).unwrap_err(), "u32"),
+            (f32::from_value(&Value::Null).unwrap_err(), "f32"),
+        ] {
+            assert!(
+                matches!(e, Error::Conversion { expected: x, .. } if x == expected),
+                "{e:?}"
+            );
+        }
     }
 }

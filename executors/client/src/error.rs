@@ -49,6 +49,17 @@ pub enum Error {
         /// The column, when the value came from a row.
         column: Option<String>,
     },
+    /// A row could not be deserialized into a serde type ([`Row::deserialize`](crate::Row::deserialize),
+    /// [`De`](crate::De)) for a reason other than a value of the wrong type (which is
+    /// [`Error::Conversion`]): a length that does not match, a text that names no variant, ...
+    #[cfg(feature = "serde")]
+    #[error("cannot deserialize {}: {message}", column.as_ref().map(|c| format!("column {c}")).unwrap_or_else(|| "row".to_owned()))]
+    Deserialize {
+        /// The column, when the failure concerns one.
+        column: Option<String>,
+        /// What serde reported.
+        message: String,
+    },
     /// A column name or index that the result does not have.
     #[error("no such column: {0}")]
     NoSuchColumn(String),
@@ -308,6 +319,11 @@ pub enum Misuse {
     /// The prepared statement was already finalized.
     #[error("the statement was already finalized")]
     Finalized,
+    /// A value given to [`params_from`](crate::params_from) that does not make a list of
+    /// parameters (a map, a nested struct or sequence, ...).
+    #[cfg(feature = "serde")]
+    #[error("cannot make parameters: {0}")]
+    Serialize(String),
     /// A parameter value that the wire cannot carry (a `u64` above `i64::MAX`, say).
     #[error("parameter {index} ({value}) does not fit in a 64-bit signed INTEGER")]
     ParamOutOfRange {

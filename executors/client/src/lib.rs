@@ -15,13 +15,19 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// The code `#[derive(FromRow)]` generates names `::dqlite_client`, also inside this crate.
+extern crate self as dqlite_client;
+
 mod busy_poll;
 mod coalesce;
 mod config;
 mod connection;
 mod convert;
+#[cfg(feature = "serde")]
+mod de;
 mod discovery;
 mod error;
+mod from_row;
 mod node;
 mod node_store;
 mod params;
@@ -29,7 +35,10 @@ mod pool;
 mod resolve;
 mod row;
 mod runtime;
+#[cfg(feature = "serde")]
+mod ser;
 mod statement;
+mod statement_cache;
 mod stream;
 #[cfg(feature = "tls")]
 mod tls;
@@ -42,8 +51,15 @@ mod wire;
 pub use config::Config;
 pub use connection::Connection;
 pub use convert::FromValue;
+#[cfg(feature = "serde")]
+pub use de::De;
 pub use discovery::connect_cluster;
+#[cfg(feature = "derive")]
+pub use dqlite_derive::FromRow;
 pub use error::{Error, Misuse, Result, TlsErrorKind};
+#[doc(hidden)]
+pub use from_row::__private;
+pub use from_row::FromRow;
 pub use node::NodeClient;
 pub use node_store::NodeStore;
 pub use params::{IntoParams, Param};
@@ -52,6 +68,8 @@ pub use row::{ColumnIndex, Row, Rows};
 #[cfg(unix)]
 pub use runtime::connect_unix_blocking;
 pub use runtime::{BoxFuture, NapTimer, Runtime};
+#[cfg(feature = "serde")]
+pub use ser::params_from;
 pub use statement::Statement;
 pub use stream::RowStream;
 #[cfg(feature = "tls")]

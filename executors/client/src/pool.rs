@@ -14,6 +14,7 @@ use crate::connection::Connection;
 use crate::convert::FromValue;
 use crate::discovery::connect_leader;
 use crate::error::{Error, Misuse, Result};
+use crate::from_row::{rows_as, FromRow};
 use crate::node_store::NodeStore;
 use crate::params::IntoParams;
 use crate::row::{Row, Rows};
@@ -417,6 +418,60 @@ impl<R: Runtime> Pool<R> {
             .into_iter()
             .next()
             .ok_or(Error::NoRows)
+    }
+
+    /// [`Connection::fetch_as`] on a pooled connection: every row converted to `T`
+    /// ([`FromRow`]), the query retried like [`fetch`](Self::fetch).
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(pool: &dqlite_client::Pool<R>) -> dqlite_client::Result<()> {
+    /// #[derive(dqlite_client::FromRow)]
+    /// struct Item {
+    ///     id: i64,
+    ///     name: String,
+    /// }
+    /// let items: Vec<Item> = pool.fetch_as("SELECT id, name FROM items", ()).await?;
+    /// # let _ = items;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_as<T: FromRow>(&self, sql: &str, params: impl IntoParams) -> Result<Vec<T>> {
+        rows_as(self.fetch(sql, params).await?)
+    }
+
+    /// [`Connection::fetch_one_as`] on a pooled connection: the first row converted to `T`,
+    /// or [`Error::NoRows`].
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(pool: &dqlite_client::Pool<R>) -> dqlite_client::Result<()> {
+    /// let (n, total): (i64, Option<f64>) =
+    ///     pool.fetch_one_as("SELECT count(*), sum(price) FROM items", ()).await?;
+    /// # let _ = (n, total);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_one_as<T: FromRow>(&self, sql: &str, params: impl IntoParams) -> Result<T> {
+        T::from_row(&self.fetch_one(sql, params).await?)
+    }
+
+    /// [`Connection::fetch_optional_as`] on a pooled connection: the first row converted to
+    /// `T`, if there is one.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(pool: &dqlite_client::Pool<R>) -> dqlite_client::Result<()> {
+    /// let found: Option<(String,)> =
+    ///     pool.fetch_optional_as("SELECT name FROM items WHERE id = ?", (1,)).await?;
+    /// # let _ = found;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_optional_as<T: FromRow>(
+        &self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<Option<T>> {
+        self.fetch(sql, params)
+            .await?
+            .first()
+            .map(T::from_row)
+            .transpose()
     }
 
     /// [`Connection::fetch_val`] on a pooled connection.

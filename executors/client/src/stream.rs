@@ -6,6 +6,7 @@ use dqlite_proto::{Reply, RequestId, RowsBatch, Text};
 
 use crate::connection::{unexpected, Connection};
 use crate::error::Result;
+use crate::from_row::FromRow;
 use crate::row::Row;
 use crate::runtime::Runtime;
 
@@ -108,6 +109,32 @@ impl<'c, R: Runtime> RowStream<'c, R> {
                 }
             },
         )
+    }
+
+    /// The rows one by one, each converted to `T` ([`FromRow`]: a derived struct, a tuple),
+    /// as a [`futures_util::Stream`]. A row that does not convert yields its error and the
+    /// stream goes on with the next; an error reading the result ends it.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: dqlite_client::Runtime>(conn: &mut dqlite_client::Connection<R>) -> dqlite_client::Result<()> {
+    /// use futures_util::StreamExt;
+    /// #[derive(dqlite_client::FromRow)]
+    /// struct Item {
+    ///     id: i64,
+    ///     name: String,
+    /// }
+    /// let stream = conn.stream("SELECT id, name FROM items", ()).await?;
+    /// let mut items = std::pin::pin!(stream.into_typed::<Item>());
+    /// while let Some(item) = items.next().await {
+    ///     let item = item?;
+    ///     println!("{} {}", item.id, item.name);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn into_typed<T: FromRow + 'c>(self) -> impl futures_util::Stream<Item = Result<T>> + 'c {
+        use futures_util::StreamExt;
+        self.into_rows()
+            .map(|row| row.and_then(|row| T::from_row(&row)))
     }
 }
 

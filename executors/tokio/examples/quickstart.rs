@@ -1,9 +1,16 @@
-//! The quickstart on tokio: create a table, insert with parameters, read back, in a
-//! transaction. Pass node addresses as arguments (default: 127.0.0.1:9001..9003).
+//! The quickstart on tokio: create a table, insert with parameters, read rows back into a
+//! struct, in a transaction. Pass node addresses as arguments (default: 127.0.0.1:9001..9003).
 //!
 //! `bash scripts/quickstart.sh` starts a local 3-node cluster and runs this.
 
-use dqlite_tokio::{create_pool, Result};
+use dqlite_tokio::{create_pool, FromRow, Result};
+
+/// A row of `test`: fields are read from the columns of the same name.
+#[derive(Debug, FromRow)]
+struct Test {
+    id: i64,
+    name: String,
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -27,10 +34,8 @@ async fn main() -> Result<()> {
     .await?;
     tx.execute("INSERT INTO test (name) VALUES (?)", ("hello",))
         .await?;
-    for row in tx.fetch("SELECT id, name FROM test", ()).await? {
-        let id: i64 = row.get("id")?;
-        let name: String = row.get("name")?;
-        println!("id={id} name={name}");
+    for test in tx.fetch_as::<Test>("SELECT id, name FROM test", ()).await? {
+        println!("id={} name={}", test.id, test.name);
     }
     let count: i64 = tx.fetch_val("SELECT count(*) FROM test", ()).await?;
     tx.commit().await?;
