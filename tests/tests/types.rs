@@ -1,7 +1,7 @@
 //! The everyday types (features `chrono`, `time`, `uuid`, `json`) against real clusters:
-//! every type written and read back by the client, NULL from date columns, zones kept, and
-//! dates and times exchanged both ways with go-dqlite's database/sql driver (the
-//! `timeinterop` Go program, see `dqlite_tests::interop`).
+//! every type written and read back by the client, NULL from date columns (also into a
+//! derived struct), zones kept, and dates and times exchanged both ways with go-dqlite's
+//! database/sql driver (the `timeinterop` Go program, see `dqlite_tests::interop`).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -11,7 +11,7 @@ use chrono::{
     DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
 };
 use dqlite_client::{
-    Config, Connection, Error, FromValue, Json, Misuse, Param, UuidBlob, Value, ValueType,
+    Config, Connection, Error, FromRow, FromValue, Json, Misuse, Param, UuidBlob, Value, ValueType,
 };
 use dqlite_smol::Smol;
 use dqlite_tests::harness::Cluster;
@@ -182,6 +182,16 @@ fn every_type_round_trips_through_a_cluster() {
     });
 }
 
+/// A row of the table in [`null_unixtime_and_conversion_errors`], as a derived struct.
+#[derive(Debug, PartialEq, FromRow)]
+struct Event {
+    id: i64,
+    at: Option<DateTime<Utc>>,
+    day: Option<Date>,
+    u: Option<Uuid>,
+    j: Option<Json<Vec<i64>>>,
+}
+
 #[test]
 fn null_unixtime_and_conversion_errors() {
     smol::block_on(async {
@@ -223,6 +233,21 @@ fn null_unixtime_and_conversion_errors() {
         assert_eq!(row.get::<Option<Date>, _>("day").unwrap(), None);
         assert_eq!(row.get::<Option<Uuid>, _>("u").unwrap(), None);
         assert_eq!(row.get::<Option<Json<Vec<i64>>>, _>("j").unwrap(), None);
+        // The same through a derived struct.
+        let typed: Event = c
+            .fetch_one_as("SELECT id, at, day, u, j FROM t", ())
+            .await
+            .unwrap();
+        assert_eq!(
+            typed,
+            Event {
+                id: 1,
+                at: None,
+                day: None,
+                u: None,
+                j: None
+            }
+        );
         // `+at` sends the stored NULL from every server.
         let plain: Option<DateTime<Utc>> = c.fetch_val("SELECT +at FROM t", ()).await.unwrap();
         assert_eq!(plain, None);
