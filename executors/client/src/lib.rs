@@ -11,6 +11,11 @@
 //! * Never retried: a write or COMMIT whose answer was lost, or that failed with "leadership
 //!   lost": it is reported as [`Error::Ambiguous`].
 //! * Every wait has a finite default deadline (see [`Config`]).
+//!
+//! ## Everyday types
+//! The features `chrono`, `time`, `uuid` and `json` (off by default; the adapter crates have
+//! the same) make those crates' dates and times, `uuid::Uuid` and JSON values parameters and
+//! results, with dates and times in go-dqlite's layouts: see [`types`].
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
