@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Builds the dqlite node programs under tests/nodes/ (today: tlsnode) into target/nodes/,
-# offline, against Debian's go-dqlite sources in GOPATH mode. Installs golang-go and
-# golang-github-canonical-go-dqlite-dev (with gcc for cgo) when they are missing. Does
-# nothing when the binary is newer than its sources; safe to run concurrently (flock).
-# Usage: bash tests/nodes/build.sh        Prints the binary's path on stdout.
+# Builds one of the Go programs under tests/nodes/ (tlsnode, the default, or timeinterop)
+# into target/nodes/, offline, against Debian's go-dqlite sources in GOPATH mode. Installs
+# golang-go and golang-github-canonical-go-dqlite-dev (with gcc for cgo) when they are
+# missing. Does nothing when the binary is newer than its sources; safe to run concurrently
+# (flock).
+# Usage: bash tests/nodes/build.sh [PROGRAM]     Prints the binary's path on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
+name="${1:-tlsnode}"
+case "$name" in
+  tlsnode | timeinterop) ;;
+  *)
+    echo "build.sh: unknown program '$name' (tlsnode or timeinterop)" >&2
+    exit 2
+    ;;
+esac
 out="$root/target/nodes"
-bin="$out/tlsnode"
-src="$root/tests/nodes/tlsnode"
+bin="$out/$name"
+src="$root/tests/nodes/$name"
 script="$root/tests/nodes/build.sh"
 mkdir -p "$out"
 

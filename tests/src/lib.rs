@@ -10,6 +10,8 @@
 //!   mutual TLS ([`nodes::TlsCluster`]) or plaintext, readiness from the nodes' status lines,
 //!   and Debian's `dqlite` shell;
 //! * [`tls`] makes the certificates for TLS clusters, good and bad;
+//! * [`interop`] builds and runs `timeinterop`, a go-dqlite database/sql program that
+//!   exchanges dates and times with the Rust client;
 //! * `cluster_state` adds to [`harness::Cluster`] what needs the wire protocol: who leads,
 //!   membership, and waiting until a cluster is ready.
 
@@ -20,6 +22,7 @@ pub mod cancel;
 mod cluster_state;
 pub mod fake_server;
 pub mod harness;
+pub mod interop;
 pub mod nodes;
 pub mod proxy;
 pub mod tls;

@@ -89,31 +89,39 @@ pub fn node_program() -> PathBuf {
         if let Some(path) = std::env::var_os("DQLITE_TLS_NODE").filter(|p| !p.is_empty()) {
             return Ok(PathBuf::from(path));
         }
-        let root = repo_root();
-        let output = Command::new("bash")
-            .arg(root.join("tests/nodes/build.sh"))
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run `{BUILD_COMMAND}`: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "`{BUILD_COMMAND}` (in {}) failed ({}); it builds the tlsnode dqlite node from \
-                 Debian's golang-go and golang-github-canonical-go-dqlite-dev, installing them \
-                 if missing (needs root and apt). Its output:\n{}{}",
-                root.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        Ok(PathBuf::from(path))
+        build_go_program("tlsnode")
     });
     match found {
         Ok(path) => path.clone(),
         Err(message) => panic!("{message}"),
     }
+}
+
+/// Builds (or finds up to date) the Go program `tests/nodes/NAME` with
+/// `bash tests/nodes/build.sh NAME`, and returns its path, or the script's output as the
+/// error.
+pub(crate) fn build_go_program(name: &str) -> Result<PathBuf, String> {
+    let root = repo_root();
+    let output = Command::new("bash")
+        .arg(root.join("tests/nodes/build.sh"))
+        .arg(name)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `{BUILD_COMMAND} {name}`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{BUILD_COMMAND} {name}` (in {}) failed ({}); it builds {name} from Debian's \
+             golang-go and golang-github-canonical-go-dqlite-dev, installing them if missing \
+             (needs root and apt). Its output:\n{}{}",
+            root.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok(PathBuf::from(path))
 }
 
 impl ServerCommand {
@@ -342,7 +350,7 @@ impl DerefMut for TlsCluster {
     }
 }
 
-/// What a run of Debian's `dqlite` shell did.
+/// What a run of Debian's `dqlite` shell (or another program run by [`run_bounded`]) did.
 #[derive(Debug)]
 pub struct ShellOutput {
     /// Exit code; `None` if it was killed at the deadline (or by a signal).
@@ -381,18 +389,23 @@ pub fn shell(
             .arg("--key")
             .arg(&files.key);
     }
+    cmd.args([database, command]);
+    run_bounded(cmd, timeout).unwrap_or_else(|e| {
+        panic!(
+            "cannot run Debian's dqlite shell: {e}; install it with `{}`",
+            crate::harness::INSTALL_HINT
+        )
+    })
+}
+
+/// Runs `cmd` with no input, collecting its output, and kills it after `timeout`. Fails only
+/// if it cannot be started.
+pub fn run_bounded(mut cmd: Command, timeout: Duration) -> std::io::Result<ShellOutput> {
     let mut child = cmd
-        .args([database, command])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run Debian's dqlite shell: {e}; install it with `{}`",
-                crate::harness::INSTALL_HINT
-            )
-        });
+        .spawn()?;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let out = thread::spawn(move || read_all(stdout));
     let err = thread::spawn(move || read_all(stderr));
@@ -410,12 +423,12 @@ pub fn shell(
             Err(_) => break None,
         }
     };
-    ShellOutput {
+    Ok(ShellOutput {
         code: status.and_then(|s| s.code()),
         timed_out,
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
-    }
+    })
 }
 
 fn read_all(pipe: Option<impl Read>) -> String {

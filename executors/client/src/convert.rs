@@ -16,14 +16,24 @@ use crate::error::{Error, Result};
 /// | `bool` | BOOLEAN, INTEGER (0 is false) |
 /// | `String`, [`Text`] | TEXT, ISO8601 |
 /// | `Vec<u8>`, [`Bytes`] | BLOB |
-/// | `Option<T>` | NULL as `None`, else as `T` |
+/// | `Option<T>` | NULL as `None` ([`reads_as_none`](FromValue::reads_as_none)), else as `T` |
 /// | [`Value`] | anything |
+/// | `chrono` and `time` dates and times (features `chrono`, `time`) | ISO8601 and TEXT in go-dqlite's layouts, UNIXTIME (see [`types`](crate::types)) |
+/// | `uuid::Uuid`, `UuidBlob` (feature `uuid`) | TEXT (hyphenated), BLOB (16 bytes) |
+/// | `serde_json::Value`, `Json<T>` (feature `json`) | TEXT holding JSON |
 pub trait FromValue: Sized {
     /// Converts, or fails with [`Error::Conversion`].
     fn from_value(value: &Value) -> Result<Self>;
+
+    /// Whether `value` stands for SQL NULL when read as `Option<Self>`. NULL always does; the
+    /// date and time types also take the empty ISO8601 text `""` as NULL, which is how
+    /// released servers send a NULL stored in a `DATE`, `DATETIME` or `TIMESTAMP` column.
+    fn reads_as_none(value: &Value) -> bool {
+        matches!(value, Value::Null)
+    }
 }
 
-fn mismatch<T>(expected: &'static str, v: &Value) -> Result<T> {
+pub(crate) fn mismatch<T>(expected: &'static str, v: &Value) -> Result<T> {
     Err(Error::Conversion {
         expected,
         found: v.value_type(),
@@ -124,9 +134,10 @@ impl FromValue for Vec<u8> {
 
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(v: &Value) -> Result<Self> {
-        match v {
-            Value::Null => Ok(None),
-            other => T::from_value(other).map(Some),
+        if T::reads_as_none(v) {
+            Ok(None)
+        } else {
+            T::from_value(v).map(Some)
         }
     }
 }

@@ -332,4 +332,14 @@ pub enum Misuse {
         /// The value, as text.
         value: String,
     },
+    /// A parameter value that has no form the servers and other clients read back: a date
+    /// outside the years 0000 to 9999, a leap second, a time zone offset with seconds, a
+    /// `Json` value that does not serialize.
+    #[error("parameter {index} cannot be sent: {reason}")]
+    ParamNotRepresentable {
+        /// Its position, from 1.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
 }

@@ -11,6 +11,11 @@
 //! * Never retried: a write or COMMIT whose answer was lost, or that failed with "leadership
 //!   lost": it is reported as [`Error::Ambiguous`].
 //! * Every wait has a finite default deadline (see [`Config`]).
+//!
+//! ## Everyday types
+//! The features `chrono`, `time`, `uuid` and `json` (off by default; the adapter crates have
+//! the same) make those crates' dates and times, `uuid::Uuid` and JSON values parameters and
+//! results, with dates and times in go-dqlite's layouts: see [`types`].
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -45,6 +50,7 @@ mod tls;
 mod transaction;
 mod transport;
 mod tx_state;
+pub mod types;
 mod wire;
 
 pub use config::Config;
@@ -75,6 +81,10 @@ pub use stream::RowStream;
 pub use tls::TlsConfig;
 pub use transaction::Transaction;
 pub use transport::{BoxStream, DialFn, Hooked, NoHooks, NodeStream, Plain, SocketHooks};
+#[cfg(feature = "json")]
+pub use types::Json;
+#[cfg(feature = "uuid")]
+pub use types::UuidBlob;
 
 pub use dqlite_proto::leader::{
     Discovery, DiscoveryConfig, DiscoveryError, NodeOutcome, RedirectPolicy,

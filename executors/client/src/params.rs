@@ -10,7 +10,9 @@ use crate::error::{Error, Misuse, Result};
 ///
 /// Each element of a tuple or array is a [`Param`]: `i64` and narrower integers, `u64` and
 /// `usize` (range-checked), `f64`, `f32`, `bool`, `&str`, `String`, `&[u8]`, `Vec<u8>`,
-/// `Option<T>` (None is NULL) and [`Value`] itself.
+/// `Option<T>` (None is NULL) and [`Value`] itself; with the cargo features `chrono`, `time`,
+/// `uuid` and `json` also those crates' dates and times, `uuid::Uuid` and JSON values (see
+/// [`types`](crate::types)).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as statement parameters",
     note = "pass a tuple (a single parameter needs a trailing comma: `(x,)`), an array, a `Vec<Value>`, or `params![..]`"
