@@ -8,6 +8,10 @@
 //! * Bank: transfers between accounts in transactions; the total never changes and no reader
 //!   ever sees a partial transfer.
 //!
+//! The set workload also runs over mutual TLS, on a cluster of go-dqlite TLS nodes
+//! (`tlsnode`), with kills and a pause (leadership transfer needs the plaintext protocol
+//! helpers of the harness).
+//!
 //! `DQLITE_WORKLOAD_SECS` sets the length (default 60).
 
 use std::collections::HashSet;
@@ -16,9 +20,65 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dqlite_client::{Config, Error, Pool, PoolOptions, Value};
+use dqlite_client::{Config, Error, Pool, PoolOptions, TlsConfig, Value};
 use dqlite_smol::Smol;
 use dqlite_tests::harness::Cluster;
+use dqlite_tests::nodes::TlsCluster;
+
+/// The cluster a workload runs on: `dqlite-demo` nodes in plaintext, or `tlsnode`s over
+/// mutual TLS.
+enum Nodes {
+    Plain(Cluster),
+    Tls(Box<TlsCluster>),
+}
+
+impl Nodes {
+    fn cluster(&mut self) -> &mut Cluster {
+        match self {
+            Nodes::Plain(c) => c,
+            Nodes::Tls(c) => c,
+        }
+    }
+
+    fn leader(&self) -> Option<usize> {
+        match self {
+            Nodes::Plain(c) => c.leader(),
+            Nodes::Tls(c) => c.leader(),
+        }
+    }
+
+    fn wait_ready(&self, voters: usize) -> usize {
+        match self {
+            Nodes::Plain(c) => c.wait_ready(voters),
+            Nodes::Tls(c) => c.wait_ready(voters),
+        }
+    }
+
+    /// Hands leadership on, where the harness can (plaintext only).
+    fn transfer_leadership(&self, leader: usize) -> Option<Result<String, String>> {
+        match self {
+            Nodes::Plain(c) => Some(c.transfer_leadership(leader)),
+            Nodes::Tls(_) => None,
+        }
+    }
+
+    /// The client's settings for this cluster.
+    fn config(&self) -> Config {
+        let config = Config::new()
+            .database("workload")
+            .request_timeout(Duration::from_secs(3))
+            .frame_timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(5));
+        match self {
+            Nodes::Plain(_) => config,
+            Nodes::Tls(c) => {
+                let id = c.identity();
+                let (cert, key) = (id.cert_pem.as_bytes(), id.key_pem.as_bytes());
+                config.tls(TlsConfig::from_pem(cert, cert, key).expect("TLS settings"))
+            }
+        }
+    }
+}
 
 fn workload_length() -> Duration {
     let secs = std::env::var("DQLITE_WORKLOAD_SECS")
@@ -37,7 +97,7 @@ struct Fault {
 
 /// Injects faults on a schedule until `length` has passed, then heals the cluster. Runs on
 /// its own thread: the harness's calls block.
-fn inject_faults(cluster: &mut Cluster, length: Duration, faults: &Mutex<Vec<Fault>>) {
+fn inject_faults(nodes: &mut Nodes, length: Duration, faults: &Mutex<Vec<Fault>>) {
     let start = Instant::now();
     let record = |what: String| {
         println!("fault at {:?}: {what}", start.elapsed());
@@ -56,29 +116,30 @@ fn inject_faults(cluster: &mut Cluster, length: Duration, faults: &Mutex<Vec<Fau
     // The last fault leaves time for recovery before the workload stops.
     while t + Duration::from_secs(12) < length {
         sleep_until(t);
-        let Some(leader) = cluster.leader() else {
+        let Some(leader) = nodes.leader() else {
             t += Duration::from_secs(2);
             continue;
         };
         match step % 5 {
             2 => {
                 record(format!("pause leader {leader} for 5 s"));
-                cluster.pause(leader);
+                nodes.cluster().pause(leader);
                 thread::sleep(Duration::from_secs(5));
-                cluster.resume(leader);
+                nodes.cluster().resume(leader);
             }
-            3 => {
+            3 if matches!(nodes, Nodes::Plain(_)) => {
                 record(format!("transfer leadership from {leader}"));
-                match cluster.transfer_leadership(leader) {
-                    Ok(to) => println!("leadership transferred to {to}"),
-                    Err(e) => println!("transfer failed: {e}"),
+                match nodes.transfer_leadership(leader) {
+                    Some(Ok(to)) => println!("leadership transferred to {to}"),
+                    Some(Err(e)) => println!("transfer failed: {e}"),
+                    None => {}
                 }
             }
             _ => {
                 record(format!("kill leader {leader}"));
-                cluster.kill(leader);
+                nodes.cluster().kill(leader);
                 thread::sleep(Duration::from_secs(3));
-                cluster.restart(leader);
+                nodes.cluster().restart(leader);
             }
         }
         step += 1;
@@ -126,14 +187,6 @@ fn report_failovers(name: &str, faults: &[Fault], acks: &[(Instant, Instant)]) {
     );
 }
 
-fn config() -> Config {
-    Config::new()
-        .database("workload")
-        .request_timeout(Duration::from_secs(3))
-        .frame_timeout(Duration::from_secs(3))
-        .connect_timeout(Duration::from_secs(5))
-}
-
 /// An error a writer may see under faults: anything else fails the test.
 fn expected_under_faults(e: &Error) -> bool {
     e.is_ambiguous()
@@ -152,27 +205,35 @@ struct Run<T> {
     result: T,
     faults: Vec<Fault>,
     seeds: Vec<String>,
-    _cluster: Cluster,
+    config: Config,
+    _nodes: Nodes,
 }
 
 impl<T> Run<T> {
     /// A pool on the healed cluster, to read back what the workload left.
     async fn healed_pool(&self) -> Pool<Smol> {
         let seeds: Vec<&str> = self.seeds.iter().map(String::as_str).collect();
-        Pool::new(Smol, &seeds, config(), PoolOptions::default())
+        Pool::new(Smol, &seeds, self.config.clone(), PoolOptions::default())
             .await
             .unwrap()
     }
 }
 
-/// Starts a 3-node cluster, runs `workload` (given the node addresses and a flag that is set
-/// when it must stop) on this thread while faults are injected on another, then heals the
-/// cluster: every node running again and a leader elected.
-fn under_faults<T>(workload: impl FnOnce(&[&str], &AtomicBool) -> T) -> Run<T> {
+/// Starts a 3-node cluster (`tls`: of TLS nodes), runs `workload` (given the node addresses,
+/// the client's settings and a flag that is set when it must stop) on this thread while
+/// faults are injected on another, then heals the cluster: every node running again and a
+/// leader elected.
+fn under_faults<T>(tls: bool, workload: impl FnOnce(&[&str], &Config, &AtomicBool) -> T) -> Run<T> {
     let length = workload_length();
-    let mut cluster = Cluster::start(3);
-    cluster.wait_ready(3);
-    let seeds: Vec<String> = cluster
+    let mut nodes = if tls {
+        Nodes::Tls(Box::new(TlsCluster::start(3)))
+    } else {
+        Nodes::Plain(Cluster::start(3))
+    };
+    nodes.wait_ready(3);
+    let config = nodes.config();
+    let seeds: Vec<String> = nodes
+        .cluster()
         .db_addresses()
         .iter()
         .map(|a| a.to_string())
@@ -181,42 +242,55 @@ fn under_faults<T>(workload: impl FnOnce(&[&str], &AtomicBool) -> T) -> Run<T> {
     let stop = AtomicBool::new(false);
     let result = thread::scope(|s| {
         s.spawn(|| {
-            inject_faults(&mut cluster, length, &faults);
+            inject_faults(&mut nodes, length, &faults);
             stop.store(true, Ordering::Release);
         });
         let addrs: Vec<&str> = seeds.iter().map(String::as_str).collect();
-        workload(&addrs, &stop)
+        workload(&addrs, &config, &stop)
     });
+    let cluster = nodes.cluster();
     for i in 0..cluster.size() {
         if !cluster.is_running(i) {
             cluster.restart(i);
         }
     }
-    cluster.wait_ready(3);
+    nodes.wait_ready(3);
     Run {
         result,
         faults: faults.into_inner().unwrap(),
         seeds,
-        _cluster: cluster,
+        config,
+        _nodes: nodes,
     }
 }
 
 /// The pool the workloads write through: up to 8 connections, 5 s to acquire.
-async fn workload_pool(seeds: &[&str]) -> Pool<Smol> {
+async fn workload_pool(seeds: &[&str], config: &Config) -> Pool<Smol> {
     let options = PoolOptions {
         min_size: 2,
         max_size: 8,
         acquire_timeout: Duration::from_secs(5),
         ..PoolOptions::default()
     };
-    Pool::new(Smol, seeds, config(), options).await.unwrap()
+    Pool::new(Smol, seeds, config.clone(), options)
+        .await
+        .unwrap()
 }
 
 #[test]
 fn set_workload_under_faults() {
-    let run = under_faults(|seeds, stop| {
+    set_workload(false);
+}
+
+#[test]
+fn set_workload_over_tls_under_faults() {
+    set_workload(true);
+}
+
+fn set_workload(tls: bool) {
+    let run = under_faults(tls, |seeds, config, stop| {
         smol::block_on(async {
-            let pool = workload_pool(seeds).await;
+            let pool = workload_pool(seeds, config).await;
             pool.execute("CREATE TABLE set_w (v INTEGER)", ())
                 .await
                 .unwrap();
@@ -293,9 +367,9 @@ const OPENING: i64 = 100;
 
 #[test]
 fn bank_workload_under_faults() {
-    let run = under_faults(|seeds, stop| {
+    let run = under_faults(false, |seeds, config, stop| {
         smol::block_on(async {
-            let pool = workload_pool(seeds).await;
+            let pool = workload_pool(seeds, config).await;
             pool.execute(
                 "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)",
                 (),
