@@ -1,4 +1,5 @@
-//! The protocol core driven over a blocking `std::net::TcpStream`, with no async runtime.
+//! The protocol core driven over a blocking `std::net::TcpStream` (optionally through
+//! rustls), with no async runtime.
 //!
 //! This is the smallest complete driver of [`dqlite_proto::Connection`] and doubles as the
 //! example of embedding the core in a custom event loop: queue a command, write what
@@ -39,6 +40,8 @@ pub enum CallError {
 /// A blocking connection: a socket and the sans-IO core.
 pub struct BlockingConn {
     sock: TcpStream,
+    /// TLS on top of `sock`, when connected with [`connect_tls`](Self::connect_tls).
+    tls: Option<Box<rustls::ClientConnection>>,
     core: Connection,
     buf: Vec<u8>,
     /// Every byte received, when recording (for capturing fixtures).
@@ -67,12 +70,30 @@ impl BlockingConn {
         sock.set_write_timeout(Some(timeout))?;
         Ok(BlockingConn {
             sock,
+            tls: None,
             core: Connection::new(config),
             buf: vec![0; 64 * 1024],
             recording: None,
             busy_poll: Duration::ZERO,
             coalesce: Duration::ZERO,
         })
+    }
+
+    /// As [`connect`](Self::connect), over TLS with `config`, checking the server's
+    /// certificate against `server_name`. The handshake runs with the first request; direct
+    /// socket reads (busy-polling, coalescing) are off, since the socket's bytes are not the
+    /// plaintext.
+    pub fn connect_tls(
+        addr: &str,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<BlockingConn> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let mut conn = Self::connect(addr)?;
+        conn.tls = Some(Box::new(tls));
+        Ok(conn)
     }
 
     /// Polls the socket for up to `window` before each blocking read for a reply (zero, the
@@ -166,7 +187,10 @@ impl BlockingConn {
 
     fn flush(&mut self) -> io::Result<()> {
         while let Some(bytes) = self.core.poll_transmit() {
-            let n = self.sock.write(bytes)?;
+            let n = match &mut self.tls {
+                Some(tls) => rustls::Stream::new(&mut **tls, &mut self.sock).write(bytes)?,
+                None => self.sock.write(bytes)?,
+            };
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -179,13 +203,17 @@ impl BlockingConn {
     /// 8th on, plainly in between.
     fn read_some(&mut self, batches: u32) -> Result<(), CallError> {
         let polled = match batches {
+            _ if self.tls.is_some() => None,
             0 => self.poll_socket()?,
             1..COALESCE_FROM_BATCH => None,
             _ => self.coalesced()?,
         };
-        let n = match polled {
-            Some(n) => n,
-            None => self.sock.read(&mut self.buf)?,
+        let n = match (polled, &mut self.tls) {
+            (Some(n), _) => n,
+            (None, Some(tls)) => {
+                rustls::Stream::new(&mut **tls, &mut self.sock).read(&mut self.buf)?
+            }
+            (None, None) => self.sock.read(&mut self.buf)?,
         };
         rearm_quickack(&self.sock);
         if n == 0 {

@@ -92,6 +92,7 @@ fn queries_transactions_pool_and_failover_over_mutual_tls() {
     cluster.wait_ready(3);
     let tls = cluster_tls(cluster.identity());
     cross_check_with_go_shell(&cluster, tls.clone());
+    blocking_core_over_tls(&cluster);
     smol::block_on(queries_and_failover(Smol, &mut cluster, tls.clone()));
     cluster.wait_ready(3);
     tokio::runtime::Builder::new_multi_thread()
@@ -99,6 +100,54 @@ fn queries_transactions_pool_and_failover_over_mutual_tls() {
         .build()
         .unwrap()
         .block_on(queries_and_failover(Tokio, &mut cluster, tls));
+}
+
+/// The bare protocol core over a blocking TLS socket (the custom-event-loop path): the same
+/// rustls client settings the async client builds from PEM.
+fn blocking_core_over_tls(cluster: &TlsCluster) {
+    use dqlite_proto::{Reply, Value};
+    use dqlite_tests::blocking::BlockingConn;
+    let id = cluster.identity();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(id.cert_der.clone()))
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        id.key_der.clone(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![rustls::pki_types::CertificateDer::from(id.cert_der.clone())],
+            key,
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let leader = cluster.wait_ready(3);
+    let address = cluster.db_address(leader).to_string();
+    let mut conn = BlockingConn::connect_tls(&address, config.clone(), "127.0.0.1").unwrap();
+    assert_eq!(conn.leader().unwrap().address.as_str(), address);
+    assert_eq!(conn.call(|p| p.open("blocking")).unwrap(), [Reply::Opened]);
+    conn.call(|p| p.exec_sql("CREATE TABLE IF NOT EXISTS b (x INTEGER)", &[]))
+        .unwrap();
+    conn.call(|p| p.exec_sql("INSERT INTO b VALUES (?)", &[Value::Integer(5)]))
+        .unwrap();
+    let replies = conn
+        .call(|p| p.query_sql("SELECT count(*) FROM b WHERE x = ?", &[Value::Integer(5)]))
+        .unwrap();
+    let Some(Reply::Rows(batch)) = replies.last() else {
+        panic!("{replies:?}")
+    };
+    assert!(batch
+        .rows()
+        .next()
+        .is_some_and(|r| r[0] == Value::Integer(1)));
+    // The same settings naming another host: refused, never plaintext.
+    let mut wrong = BlockingConn::connect_tls(&address, config, "dqlite.invalid").unwrap();
+    assert!(wrong.leader().is_err());
 }
 
 /// What this client writes over TLS, go-dqlite's shell reads with the same certificate, and
