@@ -64,13 +64,15 @@ pub struct Summary {
 /// ```
 pub fn summarize(sql: &str) -> Summary {
     let mut summary = Summary::default();
-    for stmt in statements(sql) {
+    let mut tokens = Tokens::new(sql);
+    while let Some(stmt) = next_statement(sql, &mut tokens) {
+        let Some(stmt) = stmt else { continue };
         summary.statements += 1;
         summary.params += stmt.params;
         summary.returning |= stmt.returning;
         summary.tx_control |= stmt.tx_control.is_some();
     }
-    summary.unterminated = Tokens::new(sql).any(|t| t == Token::Unterminated);
+    summary.unterminated = tokens.unterminated;
     summary
 }
 
@@ -329,6 +331,8 @@ struct Tokens<'a> {
     sql: &'a str,
     pos: usize,
     last_start: usize,
+    /// A [`Token::Unterminated`] was produced.
+    unterminated: bool,
 }
 
 impl<'a> Tokens<'a> {
@@ -337,6 +341,7 @@ impl<'a> Tokens<'a> {
             sql,
             pos: 0,
             last_start: 0,
+            unterminated: false,
         }
     }
 
@@ -370,6 +375,7 @@ impl<'a> Iterator for Tokens<'a> {
                         }
                         None => {
                             self.pos = bytes.len();
+                            self.unterminated = true;
                             Token::Unterminated
                         }
                     });
@@ -381,6 +387,7 @@ impl<'a> Iterator for Tokens<'a> {
                     Some(e) => self.pos = e + 2,
                     None => {
                         self.pos = bytes.len();
+                        self.unterminated = true;
                         return Some(Token::Unterminated);
                     }
                 },

@@ -230,7 +230,7 @@ impl<R: Runtime> Connection<R> {
         if control.is_some() && self.tx_depth > 0 {
             return Err(Misuse::TransactionControl("inside a Transaction guard").into());
         }
-        let cached = control.is_none() && self.ensure_cached(sql, params).await?;
+        let cached = control.is_none() && self.ensure_cached(sql, params.len()).await?;
         let started = self.rt.now();
         let mut attempt = 0;
         loop {
@@ -257,8 +257,8 @@ impl<R: Runtime> Connection<R> {
     /// Makes sure the statement cache holds `sql`, preparing it now if needed; false when
     /// it is not to be cached (no parameters, caching off, not a single statement). A
     /// parameter count that does not match is refused before the PREPARE goes out.
-    async fn ensure_cached(&mut self, sql: &str, params: &[Value]) -> Result<bool> {
-        if params.is_empty() {
+    async fn ensure_cached(&mut self, sql: &str, given: usize) -> Result<bool> {
+        if given == 0 {
             return Ok(false);
         }
         match self.cache.lock() {
@@ -272,10 +272,10 @@ impl<R: Runtime> Connection<R> {
             // Sent as text: the core refuses it with the reason.
             return Ok(false);
         }
-        if summary.params != params.len() {
+        if summary.params != given {
             return Err(Error::from(dqlite_proto::Misuse::ParamCount {
                 expected: summary.params,
-                given: params.len(),
+                given,
             }));
         }
         let stmt = match self.call(Effect::None, |p| p.prepare(sql)).await? {
@@ -300,9 +300,7 @@ impl<R: Runtime> Connection<R> {
         if count == 0 {
             return Ok(());
         }
-        self.ensure_cached(sql, &vec![Value::Null; count])
-            .await
-            .map(|_| ())
+        self.ensure_cached(sql, count).await.map(|_| ())
     }
 
     /// Statements in this connection's cache.
@@ -476,7 +474,7 @@ impl<R: Runtime> Connection<R> {
             params.into_iter().map(IntoParams::into_params).collect();
         // One PREPARE for the whole batch, when the first set fits the statement.
         let cached = match sets.iter().find_map(|s| s.as_ref().ok()) {
-            Some(first) => self.ensure_cached(sql, first).await.unwrap_or(false),
+            Some(first) => self.ensure_cached(sql, first.len()).await.unwrap_or(false),
             None => false,
         };
         self.ready().await?;
@@ -633,7 +631,7 @@ impl<R: Runtime> Connection<R> {
     pub async fn stream(&mut self, sql: &str, params: impl IntoParams) -> Result<RowStream<'_, R>> {
         let params = params.into_params()?;
         check_returns_rows(sql)?;
-        let cached = self.ensure_cached(sql, &params).await?;
+        let cached = self.ensure_cached(sql, params.len()).await?;
         self.ready().await?;
         let id = self.queue_query(sql, &params, cached)?;
         Ok(RowStream::new(self, id))
@@ -1085,7 +1083,7 @@ impl<R: Runtime> Connection<R> {
         params: Vec<Value>,
     ) -> Result<(Vec<Text>, Vec<Vec<Value>>)> {
         check_returns_rows(sql)?;
-        let cached = self.ensure_cached(sql, &params).await?;
+        let cached = self.ensure_cached(sql, params.len()).await?;
         let started = self.rt.now();
         let mut attempt = 0;
         loop {
