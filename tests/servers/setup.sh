@@ -21,6 +21,7 @@
 #   DQLITE_SERVER_VERSION=$(cat target/servers/forky/VERSION) cargo test -p dqlite-tests
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/private-apt.sh
 
 servers="$PWD/target/servers"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -81,27 +82,10 @@ setup_suite() {
   local root="$prefix/root"
   local libdir="$root/usr/lib/x86_64-linux-gnu"
 
-  # 1. A private apt configuration for the suite: its own sources.list, lists and caches;
-  #    the system's package state (dpkg status) is neither read nor written.
-  mkdir -p "$apt_dir/etc/apt.conf.d" "$apt_dir/etc/preferences.d" \
-    "$apt_dir/etc/sources.list.d" "$apt_dir/state/lists/partial" \
-    "$apt_dir/cache/archives/partial" "$apt_dir/debs"
-  echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite main" \
-    >"$apt_dir/etc/sources.list"
-  local apt_opts=(
-    -o "Dir::Etc=$apt_dir/etc"
-    -o "Dir::Etc::sourcelist=$apt_dir/etc/sources.list"
-    -o "Dir::Etc::sourceparts=$apt_dir/etc/sources.list.d"
-    -o "Dir::Etc::preferences=$apt_dir/etc/preferences"
-    -o "Dir::Etc::preferencesparts=$apt_dir/etc/preferences.d"
-    -o "Dir::State=$apt_dir/state"
-    -o "Dir::State::status=/dev/null"
-    -o "Dir::Cache=$apt_dir/cache"
-    -o "Debug::NoLocking=1"
-    -o "APT::Sandbox::User=root"
-  )
-  echo "$suite: fetching the package lists (private apt state in $apt_dir)"
-  apt-get "${apt_opts[@]}" -qq update || die "apt-get update of the private $suite sources failed"
+  # 1. A private apt configuration for the suite (scripts/private-apt.sh).
+  local apt_opts
+  private_apt "$apt_dir" "$suite" "$keyring" ||
+    die "apt-get update of the private $suite sources failed"
 
   # 2. The dependency closure of the two packages (Depends and Pre-Depends only; the status
   #    file is empty, so glibc and everything below it are included), then the download.

@@ -10,6 +10,7 @@
 # Usage: bash bench/peers/python/setup.sh   (then: target/peers/pyvenv/bin/python ...)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source scripts/private-apt.sh
 
 client_version=0.8.0
 peers="$PWD/target/peers"
@@ -51,25 +52,8 @@ done
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || die "$keyring is missing (apt-get install debian-archive-keyring)"
 
-# 1. A private apt configuration for trixie: its own sources.list, lists and caches; the
-#    system's package state (dpkg status) is neither read nor written.
-mkdir -p "$apt_dir/etc/apt.conf.d" "$apt_dir/etc/preferences.d" "$apt_dir/etc/sources.list.d" \
-  "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
-echo "deb [signed-by=$keyring] http://deb.debian.org/debian trixie main" >"$apt_dir/etc/sources.list"
-apt_opts=(
-  -o "Dir::Etc=$apt_dir/etc"
-  -o "Dir::Etc::sourcelist=$apt_dir/etc/sources.list"
-  -o "Dir::Etc::sourceparts=$apt_dir/etc/sources.list.d"
-  -o "Dir::Etc::preferences=$apt_dir/etc/preferences"
-  -o "Dir::Etc::preferencesparts=$apt_dir/etc/preferences.d"
-  -o "Dir::State=$apt_dir/state"
-  -o "Dir::State::status=/dev/null"
-  -o "Dir::Cache=$apt_dir/cache"
-  -o "Debug::NoLocking=1"
-  -o "APT::Sandbox::User=root"
-)
-echo "fetching the trixie package lists (private apt state in $apt_dir)"
-apt-get "${apt_opts[@]}" -qq update || die "apt-get update of the private trixie sources failed"
+# 1. A private apt configuration for trixie (scripts/private-apt.sh).
+private_apt "$apt_dir" trixie "$keyring" || die "apt-get update of the private trixie sources failed"
 
 # The interpreter, its standard library, ensurepip's wheels, trixie's glibc, and every
 # shared library the interpreter or a stdlib extension module links against.
