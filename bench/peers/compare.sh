@@ -1,28 +1,23 @@
 #!/usr/bin/env bash
-# Runs dqlite-bench (tokio, smol, and the bare-core floor), the go-dqlite benchmark
-# (bench/peers/go) and the Python dqlite-client benchmark (bench/peers/python, on a private
-# Python 3.13 that bench/peers/python/setup.sh fetches) against one local 3-node cluster, alternating rounds so that ratios come
-# from one run on one machine. Prints one JSON line per client per round, then the medians
-# and each target's ratio (bench/peers/summarize.py). The lines are kept in
-# target/peers/compare.jsonl.
-# Usage: bash bench/peers/compare.sh [rounds]   (default 7)
+# Runs dqlite-bench (tokio with and without its statement cache, smol, and the bare-core
+# floor), the go-dqlite benchmark (bench/peers/go) and the Python dqlite-client benchmark
+# (bench/peers/python, on a private Python 3.13 that bench/peers/python/setup.sh fetches)
+# against one local 3-node cluster, in two placements (bench/peers/lib.sh: pinned,
+# servers on core 0 and clients on core 1; shared, no pinning), alternating clients within
+# each round so that ratios come from one run on one machine. Workload b runs on its own so
+# that the servers' CPU per inserted row can be read. Prints one JSON line per client run,
+# then, per placement, the medians and each target's ratio (bench/peers/summarize.py). The
+# lines are kept in target/peers/compare.jsonl.
+# Usage: bash bench/peers/compare.sh [rounds]   (default 7; PLACEMENTS="pinned" for one)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-7}"
-
-need=()
-command -v go >/dev/null 2>&1 || need+=(golang-go)
-[ -d /usr/share/gocode/src/github.com/canonical/go-dqlite ] || need+=(golang-github-canonical-go-dqlite-dev)
-if [ "${#need[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need[@]}"
-fi
+placements="${PLACEMENTS:-pinned shared}"
 
 out=target/peers
-mkdir -p "$out"
-# go-dqlite from Debian's packages, built offline in GOPATH mode.
-(cd bench/peers/go && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../$out/gocache" \
-  go build -o "../../../$out/gobench" .)
+# shellcheck source=bench/peers/lib.sh
+. bench/peers/lib.sh
+build_gobench
 cargo build -q --release -p dqlite-bench
 # The Python dqlite-client 0.8.0 needs Python 3.13: a private one from Debian trixie.
 py="$out/pyvenv/bin/python"
@@ -39,18 +34,33 @@ nodes=127.0.0.1:9201,127.0.0.1:9202,127.0.0.1:9203
 followers_first=127.0.0.1:9202,127.0.0.1:9203,127.0.0.1:9201
 bench=target/release/dqlite-bench
 
+pids="${cluster_pids[*]}"
+
 # Creates the tables (1 000 000 rows) and measures streaming memory once per runtime.
 {
   "$bench" --cluster "$nodes" --runtime tokio --workloads f
   "$bench" --cluster "$nodes" --runtime smol --workloads f
   for r in $(seq 1 "$rounds"); do
-    "$bench" --cluster "$nodes" --runtime tokio --workloads abcde
-    "$out/gobench" -cluster "$followers_first" -workloads abcde
-    "$bench" --cluster "$nodes" --runtime smol --workloads abcde
-    "$bench" --cluster "$nodes" --floor --workloads abc
-    if [ -n "$py" ]; then
-      "$py" bench/peers/python/bench.py --cluster "$followers_first" --workloads abcde
-    fi
+    for p in $placements; do
+      # shellcheck disable=SC2086
+      place_servers "$p" $pids
+      # b inserts 20 000 rows (10 000 one at a time, 10 000 pipelined); go-dqlite's and
+      # Python's b, and the floor's, only the first 10 000.
+      tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime tokio --workloads b
+      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime tokio --workloads acde
+      tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime tokio --statement-cache 0 --workloads b
+      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime tokio --statement-cache 0 --workloads ad
+      tagged "$p" "$pids" 10000 "$out/gobench" -cluster "$followers_first" -workloads b
+      tagged "$p" "$pids" 0 "$out/gobench" -cluster "$followers_first" -workloads acde
+      tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime smol --workloads b
+      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime smol --workloads acde
+      tagged "$p" "$pids" 10000 "$bench" --cluster "$nodes" --floor --workloads b
+      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --floor --workloads ac
+      if [ -n "$py" ]; then
+        tagged "$p" "$pids" 10000 "$py" bench/peers/python/bench.py --cluster "$followers_first" --workloads b
+        tagged "$p" "$pids" 0 "$py" bench/peers/python/bench.py --cluster "$followers_first" --workloads acde
+      fi
+    done
   done
 } | tee "$out/compare.jsonl"
 echo

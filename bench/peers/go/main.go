@@ -1,12 +1,16 @@
 // Command gobench runs the dqlite-bench workloads with the reference Go client
 // (go-dqlite's database/sql driver) against an existing cluster and prints one JSON line.
 //
-// Usage: gobench -cluster A,B,C [-workloads abcde]
+// Usage: gobench -cluster A,B,C [-workloads abcde] [-tls CERT,KEY]
 // The tables are those dqlite-bench creates (run it first against the same cluster).
+// With -tls, it speaks mutual TLS as go-dqlite's app.SimpleDialTLSConfig sets it up: the
+// cluster certificate is both the client certificate and the only trusted root.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"flag"
 	"fmt"
@@ -31,6 +35,37 @@ const eRuns = 5
 
 var registered = 0
 
+// tlsConfig is the client's TLS configuration when -tls is given.
+var tlsConfig *tls.Config
+
+// loadTLS reads the cluster certificate and key into tlsConfig, with the settings of
+// go-dqlite's app.SimpleDialTLSConfig (which needs the cgo engine, so it is not imported).
+func loadTLS(spec string) {
+	files := strings.Split(spec, ",")
+	if len(files) != 2 {
+		fail(fmt.Errorf("-tls takes CERT,KEY"))
+	}
+	cert, err := tls.LoadX509KeyPair(files[0], files[1])
+	if err != nil {
+		fail(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		fail(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	tlsConfig = &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            pool,
+		Certificates:       []tls.Certificate{cert},
+		ClientSessionCache: tls.NewLRUClientSessionCache(256),
+	}
+	if len(leaf.DNSNames) > 0 {
+		tlsConfig.ServerName = leaf.DNSNames[0]
+	}
+}
+
 // open returns a database/sql handle whose driver knows the given nodes, in order.
 func open(nodes []string) *sql.DB {
 	store := client.NewInmemNodeStore()
@@ -41,7 +76,11 @@ func open(nodes []string) *sql.DB {
 	if err := store.Set(context.Background(), infos); err != nil {
 		fail(err)
 	}
-	drv, err := driver.New(store)
+	var options []driver.Option
+	if tlsConfig != nil {
+		options = append(options, driver.WithDialFunc(client.DialFuncWithTLS(client.DefaultDialFunc, tlsConfig)))
+	}
+	drv, err := driver.New(store, options...)
 	if err != nil {
 		fail(err)
 	}
@@ -81,10 +120,16 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func main() {
 	cluster := flag.String("cluster", "", "node addresses, comma separated")
 	workloads := flag.String("workloads", "abcde", "workloads to run")
+	tlsFiles := flag.String("tls", "", "CERT,KEY: speak mutual TLS with this cluster certificate")
 	flag.Parse()
+	transport := "tcp"
+	if *tlsFiles != "" {
+		loadTLS(*tlsFiles)
+		transport = "tls"
+	}
 	nodes := strings.Split(*cluster, ",")
 	w := strings.ReplaceAll(*workloads, ",", "")
-	out := []string{`"client":"go-dqlite"`, `"runtime":"go"`}
+	out := []string{`"client":"go-dqlite"`, `"runtime":"go"`, fmt.Sprintf(`"transport":"%s"`, transport)}
 	num := func(k string, v float64) { out = append(out, fmt.Sprintf(`"%s":%.3f`, k, v)) }
 
 	db := open(nodes)

@@ -1,0 +1,85 @@
+# Sourced by the benchmark scripts (run from the repository's root): the peers' build, where
+# servers and clients run, and what the servers spend.
+#
+# build_gobench                    builds the go-dqlite peer (bench/peers/go) into
+#                                  target/peers/gobench, offline from Debian's packages
+#                                  (installing golang-go and golang-github-canonical-go-dqlite-dev
+#                                  when missing).
+#
+# Two placements, as users run them:
+#   pinned  every server thread on core 0, the client on core 1 (taskset), so client and
+#           servers never compete for a core;
+#   shared  no pinning: client and servers share both cores, as on a small host.
+# place_servers PLACEMENT PID...   moves every thread of the given processes.
+# client_prefix PLACEMENT          sets the array `client` to the command prefix for clients.
+# servers_cpu_ms PID...            user + system CPU the processes have used so far, in ms.
+# tagged PLACEMENT PIDS INSERTS CMD...
+#                                  runs CMD as a client and prints its JSON lines with the
+#                                  placement and the servers' CPU during the run added:
+#                                  with INSERTS > 0 as `b_server_us_per_insert` (per inserted
+#                                  row), otherwise as `server_cpu_ms` (the whole run).
+
+place_servers() {
+  local placement="$1" cpus pid
+  shift
+  case "$placement" in
+    pinned) cpus=0 ;;
+    shared) cpus=0-"$(($(nproc) - 1))" ;;
+    *)
+      echo "unknown placement '$placement' (pinned or shared)" >&2
+      return 2
+      ;;
+  esac
+  for pid in "$@"; do
+    taskset -a -p -c "$cpus" "$pid" >/dev/null
+  done
+}
+
+client_prefix() {
+  case "$1" in
+    pinned) client=(taskset -c 1) ;;
+    *) client=() ;;
+  esac
+}
+
+servers_cpu_ms() {
+  local ticks total=0 pid
+  ticks=$(getconf CLK_TCK)
+  for pid in "$@"; do
+    # Fields 14 and 15 of /proc/PID/stat: user and system time in clock ticks.
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo $((total * 1000 / ticks))
+}
+
+tagged() {
+  local placement="$1" pids="$2" inserts="$3" before after out extra
+  shift 3
+  client_prefix "$placement"
+  # shellcheck disable=SC2086 # pids is a list
+  before=$(servers_cpu_ms $pids)
+  out=$("${client[@]}" "$@")
+  # shellcheck disable=SC2086
+  after=$(servers_cpu_ms $pids)
+  if [ "$inserts" -gt 0 ]; then
+    extra="\"b_server_us_per_insert\":$(((after - before) * 1000 / inserts)),"
+  else
+    extra="\"server_cpu_ms\":$((after - before)),"
+  fi
+  extra="\"placement\":\"$placement\",$extra"
+  printf '%s\n' "$out" | sed "s/^{/{$extra/"
+}
+
+build_gobench() {
+  local need=()
+  command -v go >/dev/null 2>&1 || need+=(golang-go)
+  [ -d /usr/share/gocode/src/github.com/canonical/go-dqlite ] || need+=(golang-github-canonical-go-dqlite-dev)
+  if [ "${#need[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need[@]}"
+  fi
+  mkdir -p target/peers
+  # go-dqlite from Debian's packages, built offline in GOPATH mode.
+  (cd bench/peers/go && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../target/peers/gocache" \
+    go build -o ../../../target/peers/gobench .)
+}
