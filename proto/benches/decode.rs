@@ -6,7 +6,8 @@
 
 use divan::counter::BytesCount;
 use divan::Bencher;
-use dqlite_proto::{Config, Connection, Deframer, Reply, Response};
+use dqlite_proto::server::{Deframer, Response};
+use dqlite_proto::{Config, Connection, Reply};
 
 static CAPTURE: &[u8] = include_bytes!("../tests/fixtures/captured/rows_4000x4.bin");
 
@@ -48,7 +49,7 @@ fn decode_frames(bencher: Bencher) {
     bencher.counter(BytesCount::new(CAPTURE.len())).bench(|| {
         let mut rows = 0;
         for f in &frames {
-            if let Ok(Response::Rows(b)) = dqlite_proto::decode_response(f.clone(), false) {
+            if let Ok(Response::Rows(b)) = dqlite_proto::server::decode_response(f.clone(), false) {
                 rows += b.len();
             }
         }

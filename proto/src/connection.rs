@@ -229,7 +229,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 ///
 /// # Example: one query over any transport
 /// ```
-/// use dqlite_proto::{Config, Connection, Reply, Response, RowsBatch, Value};
+/// use dqlite_proto::{Config, Connection, Reply, Value};
 ///
 /// let mut conn = Connection::new(Config::default());
 /// conn.open("app").unwrap();
@@ -237,12 +237,19 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// let to_send = conn.poll_transmit().unwrap().to_vec(); // handshake, OPEN, QUERY_SQL
 /// conn.advance_transmit(to_send.len());
 ///
-/// // ... the server answers DB, then ROWS; here we fake its bytes:
-/// let mut from_server = Vec::new();
-/// Response::Db { id: 0 }.encode(&mut from_server);
-/// let batch = RowsBatch::new(vec!["?".into()], vec![Value::Integer(7)], true);
-/// Response::Rows(batch).encode(&mut from_server);
-/// conn.handle_input(&from_server);
+/// // ... the server answers DB, then ROWS; here are its bytes (8-byte header: body length in
+/// // words, type, schema, unused; then the body):
+/// let from_server: &[u8] = &[
+///     1, 0, 0, 0, 4, 0, 0, 0, // DB, 1 word
+///     0, 0, 0, 0, 0, 0, 0, 0, //   database id 0, padding
+///     5, 0, 0, 0, 7, 0, 0, 0, // ROWS, 5 words
+///     1, 0, 0, 0, 0, 0, 0, 0, //   1 column
+///     b'?', 0, 0, 0, 0, 0, 0, 0, //   named "?"
+///     1, 0, 0, 0, 0, 0, 0, 0, //   a row: column 0 is an INTEGER (type 1)
+///     7, 0, 0, 0, 0, 0, 0, 0, //   7
+///     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // DONE: no more rows
+/// ];
+/// conn.handle_input(from_server);
 ///
 /// assert_eq!(conn.poll_event().unwrap().unwrap().reply, Reply::Opened);
 /// let ev = conn.poll_event().unwrap().unwrap();

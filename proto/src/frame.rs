@@ -62,6 +62,7 @@ impl Deframer {
     }
 
     /// Bytes received but not yet returned as frames.
+    #[cfg(any(test, feature = "server"))]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }

@@ -9,8 +9,12 @@
 //! * [`Connection`]: one client connection: handshake, OPEN, SQL, prepared statements, cluster
 //!   requests, row streams in batches, abandonment, poisoning.
 //! * [`leader::Discovery`]: finding the leader among a list of nodes.
-//! * [`Value`], [`RowsBatch`], [`Response`]: the data model, with zero-copy text and blobs.
+//! * [`Value`], [`RowsBatch`], [`Reply`]: the data model, with zero-copy text and blobs.
 //! * [`Error`]: typed by who is at fault.
+//!
+//! The other side of the wire (decoding requests, encoding replies and frames, as fake servers,
+//! fuzz targets and tests need) is in the `server` module, behind the `server` feature. It is
+//! not part of the client API and may change in any release.
 //!
 //! Requests that crash or wedge real servers (a zero-word body, DESCRIBE with a format other
 //! than 0, CONNECT, HEARTBEAT, unknown types, finalized statement ids, 4-byte parameter counts
@@ -36,9 +40,11 @@ mod connection;
 mod error;
 mod frame;
 pub mod leader;
-pub mod request;
-pub mod response;
+mod request;
+mod response;
 mod rows;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod sql;
 mod value;
 mod wire;
@@ -50,19 +56,8 @@ pub use error::{
     Error, LimitExceeded, Malformed, Misuse, ServerFailure, CODE_LEADERSHIP_LOST,
     CODE_LEADERSHIP_LOST_LEGACY, CODE_NOT_LEADER, CODE_NOT_LEADER_LEGACY, CODE_RAFT_NOT_LEADER,
 };
-pub use frame::{Deframer, Frame, Limits};
+pub use frame::Limits;
 pub use request::NodeRole;
-pub use response::{ExecResult, File, Metadata, NodeInfo, Response, StmtInfo};
+pub use response::{ExecResult, File, Metadata, NodeInfo, StmtInfo};
 pub use rows::{RowsBatch, DONE, PART};
 pub use value::{Text, Value, ValueType};
-pub use wire::{Header, WORD};
-
-/// Decodes one response frame as a client would see it, with the default limits (used by the
-/// fuzz targets and fake servers; [`Connection`] does this internally with its own settings).
-pub fn decode_response(frame: Frame, servers_with_roles: bool) -> Result<Response, Error> {
-    let opts = response::DecodeOptions {
-        servers_with_roles,
-        max_columns: Limits::default().max_columns,
-    };
-    Response::decode(frame.header.kind, frame.header.schema, frame.body, opts)
-}

@@ -2,16 +2,14 @@
 //! a write buffer, and a decoder for fake servers and tests.
 //!
 //! Encoding is crate-private: only [`Connection`](crate::Connection) produces request bytes,
-//! which is what makes the dangerous requests of DESIGN.md section 4 impossible to send.
-//! Decoding is public so test servers can read what a client sent.
+//! which is what makes the requests that crash or wedge servers impossible to send (see
+//! "Requests that harm servers" in docs/PROTOCOL.md). Decoding is for test servers reading
+//! what a client sent, behind the `server` feature.
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
-
-use crate::error::Malformed;
-use crate::value::{Value, ValueType};
-use crate::wire::{put_message, put_text, put_u32, put_u64, Reader};
+use crate::value::Value;
+use crate::wire::{put_message, put_text, put_u32, put_u64};
 
 /// Request type codes.
 pub mod code {
@@ -291,133 +289,13 @@ impl Request<'_> {
             Request::Cluster { with_roles } => put_u64(b, u64::from(*with_roles)),
         });
     }
-
-    /// Decodes a request body (for fake servers and tests). Unknown, forbidden or malformed
-    /// requests are errors.
-    pub fn decode(kind: u8, schema: u8, body: Bytes) -> Result<Request<'static>, Malformed> {
-        let mut r = Reader::new(body);
-        let req = match kind {
-            code::LEADER => {
-                r.u64("leader")?;
-                Request::Leader
-            }
-            code::CLIENT => Request::Client {
-                id: r.u64("client id")?,
-            },
-            code::OPEN => {
-                let name = r.text("db name")?;
-                r.u64("open flags")?;
-                r.text("vfs")?;
-                Request::Open {
-                    name: Cow::Owned(name.into()),
-                }
-            }
-            code::PREPARE => {
-                r.u64("db id")?;
-                Request::Prepare {
-                    sql: Cow::Owned(r.text("sql")?.into()),
-                }
-            }
-            code::EXEC | code::QUERY => {
-                let (_, stmt) = r.u32_pair("db/stmt id")?;
-                let params = Cow::Owned(decode_params(&mut r, schema)?);
-                if kind == code::EXEC {
-                    Request::Exec { stmt, params }
-                } else {
-                    Request::Query { stmt, params }
-                }
-            }
-            code::FINALIZE => Request::Finalize {
-                stmt: r.u32_pair("db/stmt id")?.1,
-            },
-            code::EXEC_SQL | code::QUERY_SQL => {
-                r.u64("db id")?;
-                let sql = Cow::Owned(r.text("sql")?.into());
-                let params = Cow::Owned(decode_params(&mut r, schema)?);
-                if kind == code::EXEC_SQL {
-                    Request::ExecSql { sql, params }
-                } else {
-                    Request::QuerySql { sql, params }
-                }
-            }
-            code::INTERRUPT => {
-                r.u64("db id")?;
-                Request::Interrupt
-            }
-            code::ADD => Request::Add {
-                id: r.u64("node id")?,
-                address: Cow::Owned(r.text("address")?.into()),
-            },
-            code::ASSIGN => {
-                let id = r.u64("node id")?;
-                let role = NodeRole::from_code(r.u64("role")?).ok_or(Malformed::BadCount {
-                    field: "role",
-                    count: 0,
-                })?;
-                Request::Assign { id, role }
-            }
-            code::REMOVE => Request::Remove {
-                id: r.u64("node id")?,
-            },
-            code::DUMP => Request::Dump {
-                name: Cow::Owned(r.text("db name")?.into()),
-            },
-            code::CLUSTER => Request::Cluster {
-                with_roles: r.u64("format")? == 1,
-            },
-            code::TRANSFER => Request::Transfer {
-                id: r.u64("node id")?,
-            },
-            code::DESCRIBE => {
-                if r.u64("format")? != 0 {
-                    return Err(Malformed::UnknownSchema { kind, schema });
-                }
-                Request::Describe
-            }
-            code::WEIGHT => Request::Weight {
-                weight: r.u64("weight")?,
-            },
-            _ => return Err(Malformed::UnknownType(kind)),
-        };
-        r.finish()?;
-        Ok(req)
-    }
-}
-
-/// Reads a parameter tuple (absent tuple = no parameters).
-fn decode_params(r: &mut Reader, schema: u8) -> Result<Vec<Value>, Malformed> {
-    if r.is_empty() {
-        return Ok(Vec::new());
-    }
-    let word = r
-        .peek_u64()
-        .ok_or(Malformed::Truncated { field: "params" })?;
-    let (n, count_len) = match schema {
-        0 => ((word & 0xff) as usize, 1),
-        1 => ((word & 0xffff_ffff) as usize, 4),
-        _ => return Err(Malformed::UnknownSchema { kind: 0, schema }),
-    };
-    let header_len = (count_len + n + 7) & !7;
-    if header_len > r.remaining() || n > r.remaining() / 8 {
-        return Err(Malformed::BadCount {
-            field: "params",
-            count: n as u64,
-        });
-    }
-    let header = r.bytes_padded(header_len, "params header")?;
-    let types = header.get(count_len..count_len + n).unwrap_or_default();
-    let mut out = Vec::with_capacity(n);
-    for &t in types {
-        let ty = ValueType::from_code(t).ok_or(Malformed::UnknownValueType(t))?;
-        out.push(Value::decode(ty, r)?);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::value::Text;
+    use bytes::Bytes;
 
     fn hex(bytes: &[u8]) -> String {
         bytes

@@ -7,7 +7,7 @@ use crate::error::{Error, Malformed, ServerFailure};
 use crate::request::NodeRole;
 use crate::rows::RowsBatch;
 use crate::value::Text;
-use crate::wire::{put_blob, put_message, put_text, put_u32, put_u64, Reader};
+use crate::wire::Reader;
 
 /// Response type codes.
 pub mod code {
@@ -243,86 +243,6 @@ impl Response {
         };
         r.finish()?;
         Ok(resp)
-    }
-
-    /// The response type code.
-    pub fn code(&self) -> u8 {
-        match self {
-            Response::Failure(_) => code::FAILURE,
-            Response::Server(_) => code::SERVER,
-            Response::Welcome { .. } => code::WELCOME,
-            Response::Servers(_) => code::SERVERS,
-            Response::Db { .. } => code::DB,
-            Response::Stmt(_) => code::STMT,
-            Response::Result(_) => code::RESULT,
-            Response::Rows(_) => code::ROWS,
-            Response::Empty => code::EMPTY,
-            Response::Files(_) => code::FILES,
-            Response::Metadata(_) => code::METADATA,
-        }
-    }
-
-    /// Appends this response as one complete frame (for fake servers and tests).
-    pub fn encode(&self, buf: &mut Vec<u8>) {
-        let schema = match self {
-            Response::Stmt(StmtInfo {
-                tail_offset: Some(_),
-                ..
-            }) => 1,
-            _ => 0,
-        };
-        put_message(buf, self.code(), schema, |b| match self {
-            Response::Failure(f) => {
-                put_u64(b, f.code);
-                put_text(b, &f.message);
-            }
-            Response::Server(n) => {
-                put_u64(b, n.id);
-                put_text(b, &n.address);
-            }
-            Response::Welcome {
-                heartbeat_timeout_ms,
-            } => put_u64(b, *heartbeat_timeout_ms),
-            Response::Servers(nodes) => {
-                put_u64(b, nodes.len() as u64);
-                for n in nodes {
-                    put_u64(b, n.id);
-                    put_text(b, &n.address);
-                    if let Some(role) = n.role {
-                        put_u64(b, role.code());
-                    }
-                }
-            }
-            Response::Db { id } => {
-                put_u32(b, *id);
-                put_u32(b, 0);
-            }
-            Response::Stmt(s) => {
-                put_u32(b, 0);
-                put_u32(b, s.id);
-                put_u64(b, s.params);
-                if let Some(off) = s.tail_offset {
-                    put_u64(b, off);
-                }
-            }
-            Response::Result(r) => {
-                put_u64(b, r.last_insert_id as u64);
-                put_u64(b, r.rows_affected);
-            }
-            Response::Rows(batch) => batch.encode_body(b),
-            Response::Empty => put_u64(b, 0),
-            Response::Files(files) => {
-                put_u64(b, files.len() as u64);
-                for f in files {
-                    put_text(b, &f.name);
-                    put_blob(b, &f.data);
-                }
-            }
-            Response::Metadata(m) => {
-                put_u64(b, m.failure_domain);
-                put_u64(b, m.weight);
-            }
-        });
     }
 }
 

@@ -18,10 +18,10 @@ pub const DONE: u64 = 0xffff_ffff_ffff_ffff;
 /// memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowsBatch {
-    columns: Vec<Text>,
-    values: Vec<Value>,
+    pub(crate) columns: Vec<Text>,
+    pub(crate) values: Vec<Value>,
     rows: usize,
-    last: bool,
+    pub(crate) last: bool,
 }
 
 impl RowsBatch {
@@ -74,30 +74,6 @@ impl RowsBatch {
     /// All values, row after row, and the column names: for callers that keep them.
     pub fn into_parts(self) -> (Vec<Text>, Vec<Value>) {
         (self.columns, self.values)
-    }
-
-    /// Appends this batch as a ROWS message body (for fake servers and tests).
-    pub fn encode_body(&self, buf: &mut Vec<u8>) {
-        use crate::wire::{put_text, put_u64};
-        put_u64(buf, self.columns.len() as u64);
-        for c in &self.columns {
-            put_text(buf, c);
-        }
-        let hdr_len = (self.columns.len().div_ceil(2) + 7) & !7;
-        for row in self.rows() {
-            let start = buf.len();
-            buf.resize(start + hdr_len, 0);
-            for (i, v) in row.iter().enumerate() {
-                let code = v.value_type().code() << (4 * (i % 2));
-                if let Some(b) = buf.get_mut(start + i / 2) {
-                    *b |= code;
-                }
-            }
-            for v in row {
-                v.encode(buf);
-            }
-        }
-        put_u64(buf, if self.last { DONE } else { PART });
     }
 
     /// Decodes a ROWS body, refusing more than `max_columns` columns.

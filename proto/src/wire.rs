@@ -146,6 +146,7 @@ impl Reader {
         self.body.len().saturating_sub(self.pos)
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn is_empty(&self) -> bool {
         self.remaining() == 0
     }

@@ -1,7 +1,8 @@
 //! Replies captured from a real dqlite-demo node (dqlite 1.11.1), decoded by the connection
 //! state machine. Re-capture with `dqlite-bench --capture proto/tests/fixtures/captured`.
 
-use dqlite_proto::{Config, Connection, NodeRole, Reply, RequestId, Response, Value, ValueType};
+use dqlite_proto::server::Response;
+use dqlite_proto::{Config, Connection, NodeRole, Reply, RequestId, Value, ValueType};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(

@@ -5,12 +5,12 @@
 mod support;
 
 use bytes::Bytes;
-use dqlite_proto::request::{code as req_code, Request};
-use dqlite_proto::response::code as resp_code;
+use dqlite_proto::server::response_code as resp_code;
+use dqlite_proto::server::{decode_response, Deframer, Frame, Response};
+use dqlite_proto::server::{request_code as req_code, Request};
 use dqlite_proto::{
-    decode_response, Config, Connection, Deframer, Error, Event, ExecResult, File, Frame, Metadata,
-    NodeInfo, NodeRole, Reply, RequestId, Response, RowsBatch, ServerFailure, StmtInfo, Text,
-    Value,
+    Config, Connection, Error, Event, ExecResult, File, Metadata, NodeInfo, NodeRole, Reply,
+    RequestId, RowsBatch, ServerFailure, StmtInfo, Text, Value,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;

@@ -12,10 +12,11 @@ use dqlite_proto::leader::{
     Action, Discovery, DiscoveryConfig, DiscoveryError, Leader, Node, NodeOutcome, ProbeId,
     RedirectPolicy,
 };
-use dqlite_proto::request::Request;
+use dqlite_proto::server::Request;
+use dqlite_proto::server::Response;
 use dqlite_proto::{
     Config, Connection, Error, Event, ExecResult, LimitExceeded, Limits, Malformed, Metadata,
-    Misuse, NodeInfo, NodeRole, Reply, RequestId, Response, SendState, StmtInfo, Value,
+    Misuse, NodeInfo, NodeRole, Reply, RequestId, SendState, StmtInfo, Value,
 };
 
 use support::{

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use dqlite_proto::request::Request;
+use dqlite_proto::server::Request;
+use dqlite_proto::server::{Deframer, Response};
 use dqlite_proto::{
-    Deframer, ExecResult, NodeInfo, NodeRole, Response, RowsBatch, ServerFailure, StmtInfo, Text,
-    Value,
+    ExecResult, NodeInfo, NodeRole, RowsBatch, ServerFailure, StmtInfo, Text, Value,
 };
 
 /// How the fake node behaves.

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node, ProbeId, RedirectPolicy};
-use dqlite_proto::request::Request;
+use dqlite_proto::server::Request;
+use dqlite_proto::server::{decode_response, Deframer, Frame, Header, Response, WORD};
 use dqlite_proto::{
-    decode_response, Config, Connection, Deframer, Error, Event, File, Frame, Header, Limits,
-    Metadata, NodeInfo, NodeRole, Reply, RequestId, Response, RowsBatch, SendState, ServerFailure,
-    Stmt, StmtInfo, Text, Value, CODE_LEADERSHIP_LOST, CODE_LEADERSHIP_LOST_LEGACY,
-    CODE_NOT_LEADER, CODE_NOT_LEADER_LEGACY, PROTOCOL_VERSION, WORD,
+    Config, Connection, Error, Event, File, Limits, Metadata, NodeInfo, NodeRole, Reply, RequestId,
+    RowsBatch, SendState, ServerFailure, Stmt, StmtInfo, Text, Value, CODE_LEADERSHIP_LOST,
+    CODE_LEADERSHIP_LOST_LEGACY, CODE_NOT_LEADER, CODE_NOT_LEADER_LEGACY, PROTOCOL_VERSION,
 };
 
 /// True when `FUZZ_TRACE` is set: the checks then print what each input does (to stderr).

@@ -5,7 +5,8 @@
 //! can rewrite them (`--ignored write_seed_corpus`).
 
 use bytes::Bytes;
-use dqlite_proto::{Response, RowsBatch, ServerFailure, Text, Value, CODE_NOT_LEADER};
+use dqlite_proto::server::Response;
+use dqlite_proto::{RowsBatch, ServerFailure, Text, Value, CODE_NOT_LEADER};
 
 use super::fuzz_checks::{
     frame_bytes, join_input, ArbValue, Chunk, ConnSetup, FakeReply, LeaderOp, LeaderSetup, Name,

@@ -10,10 +10,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use dqlite_proto::request::Request;
+use dqlite_proto::server::Request;
+use dqlite_proto::server::{Deframer, Header, Response};
 use dqlite_proto::{
-    Connection, Deframer, Error, Event, ExecResult, File, Header, Metadata, NodeInfo, NodeRole,
-    Response, RowsBatch, ServerFailure, StmtInfo, Text, Value, PROTOCOL_VERSION,
+    Connection, Error, Event, ExecResult, File, Metadata, NodeInfo, NodeRole, RowsBatch,
+    ServerFailure, StmtInfo, Text, Value, PROTOCOL_VERSION,
 };
 
 /// A value with floats compared by bit pattern (so NaN equals itself and -0.0 differs from
