@@ -19,7 +19,9 @@ fn main() {
 #[divan::bench]
 fn connection_receive(bencher: Bencher) {
     let mut db = Vec::new();
-    Response::Db { id: 0 }.encode(&mut db);
+    Response::Db { id: 0 }
+        .encode(&mut db)
+        .expect("a reply fits in a frame");
     bencher.counter(BytesCount::new(CAPTURE.len())).bench(|| {
         let mut c = Connection::new(Config::default());
         c.open("bench").ok();

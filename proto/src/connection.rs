@@ -13,7 +13,7 @@ use crate::response::{
 };
 use crate::rows::RowsBatch;
 use crate::value::{Text, Value};
-use crate::wire::find_nul;
+use crate::wire::{find_nul, BodyTooLarge};
 
 /// The protocol version word sent first on every connection.
 pub const PROTOCOL_VERSION: u64 = 1;
@@ -312,12 +312,21 @@ impl Connection {
     }
 
     /// Records that the first `n` bytes of [`poll_transmit`](Self::poll_transmit) were sent.
-    /// Ignored on a poisoned connection, which offers nothing to send.
+    /// Ignored on a poisoned connection, which offers nothing to send. An `n` larger than
+    /// what was offered is a driver bug: the connection is poisoned with
+    /// [`Error::Invariant`], since what the server received is no longer known.
     pub fn advance_transmit(&mut self, n: usize) {
         if self.poisoned.is_some() {
             return;
         }
-        self.out_pos = self.out_pos.saturating_add(n).min(self.out.len());
+        let offered = self.out.len() - self.out_pos.min(self.out.len());
+        if n > offered {
+            let _ = self.poison(Error::Invariant(
+                "more bytes reported sent than were offered",
+            ));
+            return;
+        }
+        self.out_pos += n;
         if self.out_pos == self.out.len() {
             self.out_base += self.out.len() as u64;
             self.out.clear();
@@ -570,9 +579,15 @@ impl Connection {
                 let len = p.end - p.start;
                 let from = (p.start - self.out_base) as usize;
                 let to = (p.end - self.out_base) as usize;
-                if to <= self.out.len() {
-                    self.out.drain(from..to);
+                if from > to || to > self.out.len() {
+                    // Its bytes are not where the bookkeeping says: shifting the requests
+                    // behind it would corrupt the stream.
+                    let _ = self.poison(Error::Invariant(
+                        "an unsent request lies outside the buffer",
+                    ));
+                    return false;
                 }
+                self.out.drain(from..to);
                 for later in self.pending.iter_mut().skip(idx) {
                     later.start -= len;
                     later.end -= len;
@@ -590,7 +605,7 @@ impl Connection {
         if p.expect == Expect::Rows && self.db == Db::Open {
             // The server reads the INTERRUPT only after the stream ends: it marks the end of
             // the drain and its EMPTY is discarded.
-            let _ = self.queue_internal(&Request::Interrupt);
+            self.queue_internal(&Request::Interrupt);
         }
         true
     }
@@ -684,17 +699,28 @@ impl Connection {
 
     fn queue(&mut self, req: &Request<'_>, sticky: bool) -> Result<RequestId, Error> {
         self.usable()?;
-        let id = self.push(req, false, sticky);
-        Ok(id)
+        self.push(req, false, sticky)
+            .map_err(|e| Misuse::RequestTooLarge { bytes: e.bytes }.into())
     }
 
-    fn queue_internal(&mut self, req: &Request<'_>) -> RequestId {
-        self.push(req, true, true)
+    /// Queues a request of the connection's own (INTERRUPT, FINALIZE): a few words long, so
+    /// one that does not fit a frame means the connection's state is broken.
+    fn queue_internal(&mut self, req: &Request<'_>) {
+        if self.push(req, true, true).is_err() {
+            let _ = self.poison(Error::Invariant(
+                "an internal request does not fit in a frame",
+            ));
+        }
     }
 
-    fn push(&mut self, req: &Request<'_>, abandoned: bool, sticky: bool) -> RequestId {
+    fn push(
+        &mut self,
+        req: &Request<'_>,
+        abandoned: bool,
+        sticky: bool,
+    ) -> Result<RequestId, BodyTooLarge> {
         let start = self.out_base + self.out.len() as u64;
-        req.encode(&mut self.out);
+        req.encode(&mut self.out)?;
         let end = self.out_base + self.out.len() as u64;
         let id = RequestId(self.next_request);
         self.next_request += 1;
@@ -707,7 +733,7 @@ impl Connection {
             sticky,
             stream: None,
         });
-        id
+        Ok(id)
     }
 
     fn on_frame(&mut self, frame: Frame) -> Result<Option<Event>, Error> {
@@ -870,6 +896,17 @@ mod tests {
         let mut c = Connection::new(cfg);
         c.open("db").unwrap();
         assert!(c.query_sql(sql, &[]).is_ok());
+    }
+
+    #[test]
+    fn reporting_more_bytes_sent_than_offered_poisons_with_a_typed_error() {
+        let mut c = Connection::new(Config::default());
+        let offered = c.poll_transmit().map_or(0, <[u8]>::len);
+        c.advance_transmit(offered + 1);
+        let broken = Error::Invariant("more bytes reported sent than were offered");
+        assert_eq!(c.error(), Some(&broken));
+        assert_eq!(c.open("db"), Err(broken));
+        assert!(c.poll_transmit().is_none());
     }
 
     #[test]

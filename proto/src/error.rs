@@ -42,6 +42,11 @@ pub enum Error {
         /// How many requests were waiting for an answer.
         pending: usize,
     },
+    /// An invariant the connection relies on does not hold: a bug in this crate, or in the
+    /// driver feeding it (for example one reporting more bytes sent than were offered). The
+    /// connection's state can no longer be trusted, so it is poisoned.
+    #[error("internal invariant broken: {0}; the connection is closed (please report this)")]
+    Invariant(&'static str),
 }
 
 impl Error {
@@ -280,4 +285,11 @@ pub enum Misuse {
     /// The request handle does not name a request still pending on this connection.
     #[error("no such pending request")]
     UnknownRequest,
+    /// The request would not fit in one message: a body's length is a 32-bit count of
+    /// 8-byte words, so at most 32 GiB.
+    #[error("the request's body of {bytes} bytes exceeds the protocol's limit of 32 GiB")]
+    RequestTooLarge {
+        /// The body's length in bytes.
+        bytes: u64,
+    },
 }

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use crate::value::Value;
-use crate::wire::{put_message, put_text, put_u32, put_u64};
+use crate::wire::{put_message, put_text, put_u32, put_u64, BodyTooLarge};
 
 /// Request type codes.
 pub mod code {
@@ -239,8 +239,8 @@ impl Request<'_> {
     }
 
     /// Appends this request as one frame. Callers (the connection) have validated text for
-    /// NULs and parameter counts for the server.
-    pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
+    /// NULs and parameter counts for the server. A body too long for a frame appends nothing.
+    pub(crate) fn encode(&self, buf: &mut Vec<u8>) -> Result<(), BodyTooLarge> {
         let schema = match self {
             Request::Exec { params, .. }
             | Request::Query { params, .. }
@@ -287,7 +287,7 @@ impl Request<'_> {
             }
             Request::Dump { name } => put_text(b, name),
             Request::Cluster { with_roles } => put_u64(b, u64::from(*with_roles)),
-        });
+        })
     }
 }
 
@@ -307,7 +307,7 @@ mod tests {
 
     fn enc(r: &Request) -> Vec<u8> {
         let mut b = Vec::new();
-        r.encode(&mut b);
+        r.encode(&mut b).unwrap();
         b
     }
 

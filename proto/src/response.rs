@@ -379,7 +379,9 @@ mod tests {
             },
         ];
         let mut b = Vec::new();
-        Response::Servers(nodes.clone()).encode(&mut b);
+        Response::Servers(nodes.clone())
+            .encode(&mut b)
+            .expect("a reply fits in a frame");
         let body = Bytes::copy_from_slice(&b[8..]);
         assert_eq!(
             Response::decode(3, 0, body, OPTS).unwrap(),
@@ -391,7 +393,9 @@ mod tests {
             role: None,
         }];
         let mut b = Vec::new();
-        Response::Servers(plain.clone()).encode(&mut b);
+        Response::Servers(plain.clone())
+            .encode(&mut b)
+            .expect("a reply fits in a frame");
         let body = Bytes::copy_from_slice(&b[8..]);
         let opts = DecodeOptions {
             servers_with_roles: false,
@@ -418,7 +422,9 @@ mod tests {
             },
         ];
         let mut b = Vec::new();
-        Response::Files(files.clone()).encode(&mut b);
+        Response::Files(files.clone())
+            .encode(&mut b)
+            .expect("a reply fits in a frame");
         let body = Bytes::copy_from_slice(&b[8..]);
         assert_eq!(
             Response::decode(9, 0, body, OPTS).unwrap(),

@@ -8,7 +8,7 @@
 pub use crate::frame::{Deframer, Frame};
 pub use crate::request::{code as request_code, Request};
 pub use crate::response::{code as response_code, Response};
-pub use crate::wire::{Header, WORD};
+pub use crate::wire::{BodyTooLarge, Header, WORD};
 
 use std::borrow::Cow;
 
@@ -174,7 +174,7 @@ impl Response {
     }
 
     /// Appends this response as one complete frame (for fake servers and tests).
-    pub fn encode(&self, buf: &mut Vec<u8>) {
+    pub fn encode(&self, buf: &mut Vec<u8>) -> Result<(), BodyTooLarge> {
         let schema = match self {
             Response::Stmt(StmtInfo {
                 tail_offset: Some(_),
@@ -233,7 +233,7 @@ impl Response {
                 put_u64(b, m.failure_domain);
                 put_u64(b, m.weight);
             }
-        });
+        })
     }
 }
 

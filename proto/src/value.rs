@@ -32,9 +32,13 @@ impl Text {
 
     /// The text as `&str`.
     pub fn as_str(&self) -> &str {
-        // The constructors only admit validated UTF-8 and the bytes are immutable.
         #[allow(unsafe_code)]
-        // SAFETY: every constructor checked (or statically knows) that `self.0` is UTF-8.
+        // SAFETY: `self.0` is UTF-8 and immutable. `from_utf8` validates; `from_static` and
+        // the `From<String>`/`From<&str>` impls start from `str`; `from_validated` has one
+        // caller, `Reader::text` in wire.rs, which validates unless `find_nul_byte` reports
+        // every byte before the terminator as ASCII. That flag is what this relies on: the
+        // property test `nul_search_and_text_reader_agree_with_the_plain_definitions` (and
+        // the exhaustive one beside it) check it against a byte-by-byte reading.
         unsafe {
             std::str::from_utf8_unchecked(&self.0)
         }

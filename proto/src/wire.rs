@@ -42,14 +42,23 @@ impl Header {
     }
 }
 
+/// A message body longer than a header can describe (its length is a `u32` count of 8-byte
+/// words, so at most 32 GiB); nothing was appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTooLarge {
+    /// The body's length in bytes.
+    pub bytes: u64,
+}
+
 /// Appends one message to `buf`: header, then whatever `body` writes, zero-padded to whole
 /// words. A body that writes nothing gets one zero word, so no zero-word message can exist.
+/// A body too long for the header's length word is taken back out of `buf` and refused.
 pub(crate) fn put_message(
     buf: &mut Vec<u8>,
     kind: u8,
     schema: u8,
     body: impl FnOnce(&mut Vec<u8>),
-) {
+) -> Result<(), BodyTooLarge> {
     let start = buf.len();
     buf.extend_from_slice(&[0; WORD]);
     body(buf);
@@ -59,14 +68,19 @@ pub(crate) fn put_message(
         len = WORD;
     }
     let padded = (len + 7) & !7;
+    let Ok(words) = u32::try_from(padded / WORD) else {
+        buf.truncate(start);
+        return Err(BodyTooLarge {
+            bytes: padded as u64,
+        });
+    };
     buf.resize(start + WORD + padded, 0);
-    // Bodies are built from in-memory values far below 32 GiB; saturate rather than wrap.
-    let words = u32::try_from(padded / WORD).unwrap_or(u32::MAX);
     let w = words.to_le_bytes();
     let header = [w[0], w[1], w[2], w[3], kind, schema, 0, 0];
     if let Some(slot) = buf.get_mut(start..start + WORD) {
         slot.copy_from_slice(&header);
     }
+    Ok(())
 }
 
 pub(crate) fn put_u64(buf: &mut Vec<u8>, v: u64) {
@@ -262,8 +276,31 @@ mod tests {
     #[test]
     fn empty_body_gets_one_word() {
         let mut b = Vec::new();
-        put_message(&mut b, 0, 0, |_| {});
+        put_message(&mut b, 0, 0, |_| {}).unwrap();
         assert_eq!(b, [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    proptest::proptest! {
+        /// `Text::as_str` skips UTF-8 validation on the strength of this search's ASCII flag
+        /// (through `Reader::text`): it must agree with a plain byte-by-byte reading for any
+        /// input, and every text the reader returns must be valid UTF-8.
+        #[test]
+        fn nul_search_and_text_reader_agree_with_the_plain_definitions(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            skew in 0usize..8,
+        ) {
+            let input = bytes.get(skew.min(bytes.len())..).unwrap_or_default();
+            let plain = input
+                .iter()
+                .position(|&b| b == 0)
+                .map(|at| (at, input[..at].is_ascii()));
+            proptest::prop_assert_eq!(find_nul_byte(input), plain);
+            let mut body = input.to_vec();
+            body.resize(input.len().div_ceil(8) * 8, 0);
+            if let Ok(text) = Reader::new(Bytes::from(body)).text("t") {
+                proptest::prop_assert!(std::str::from_utf8(text.as_bytes()).is_ok());
+            }
+        }
     }
 
     #[test]

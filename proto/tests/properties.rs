@@ -267,7 +267,7 @@ proptest! {
     #[test]
     fn every_response_round_trips((resp, with_roles) in arb_response()) {
         let mut bytes = Vec::new();
-        resp.encode(&mut bytes);
+        resp.encode(&mut bytes).expect("a reply fits in a frame");
         let frame = one_frame(&bytes);
         prop_assert!(frame.header.words > 0);
         prop_assert_eq!(frame.header.kind, resp.code());
@@ -614,7 +614,7 @@ fn response_codes_are_the_documented_ones() {
     ];
     for (resp, code) in cases {
         let mut b = Vec::new();
-        resp.encode(&mut b);
+        resp.encode(&mut b).expect("a reply fits in a frame");
         assert_eq!(b[4], code);
         let schema = u8::from(matches!(
             resp,

@@ -139,7 +139,7 @@ fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &Atomi
             }
             let mut out = Vec::new();
             for resp in state.answer(&req, me, behaviour) {
-                resp.encode(&mut out);
+                resp.encode(&mut out).expect("a reply fits in a frame");
             }
             for piece in out.chunks(512) {
                 if sock.write_all(piece).is_err() {

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::convert::FromValue;
 use crate::error::{Error, Misuse, Result};
 use crate::from_row::{rows_as, FromRow};
+use crate::lock::lock;
 use crate::params::IntoParams;
 use crate::row::{Row, Rows};
 use crate::runtime::{timeout, Runtime};
@@ -261,11 +262,14 @@ impl<R: Runtime> Connection<R> {
         if given == 0 {
             return Ok(false);
         }
-        match self.cache.lock() {
-            Ok(c) if !c.enabled() => return Ok(false),
-            Ok(c) if c.contains(sql) => return Ok(true),
-            Ok(_) => {}
-            Err(_) => return Err(Error::Internal("statement cache lock poisoned")),
+        {
+            let c = lock(&self.cache);
+            if !c.enabled() {
+                return Ok(false);
+            }
+            if c.contains(sql) {
+                return Ok(true);
+            }
         }
         let summary = sql::summarize(sql);
         if summary.statements != 1 {
@@ -282,13 +286,8 @@ impl<R: Runtime> Connection<R> {
             Reply::Prepared(stmt) => stmt,
             other => return Err(unexpected(other, "STMT")),
         };
-        let evicted = match self.cache.lock() {
-            Ok(mut c) => c.insert(sql, stmt),
-            Err(_) => return Err(Error::Internal("statement cache lock poisoned")),
-        };
-        if let Ok(mut q) = self.finalize_queue.lock() {
-            q.extend(evicted);
-        }
+        let evicted = lock(&self.cache).insert(sql, stmt);
+        lock(&self.finalize_queue).extend(evicted);
         Ok(true)
     }
 
@@ -305,7 +304,7 @@ impl<R: Runtime> Connection<R> {
 
     /// Statements in this connection's cache.
     pub fn cached_statements(&self) -> usize {
-        self.cache.lock().map_or(0, |c| c.len())
+        lock(&self.cache).len()
     }
 
     /// A script without transaction control, made atomic by a savepoint: on a failure the
@@ -865,10 +864,7 @@ impl<R: Runtime> Connection<R> {
         for old in std::mem::take(&mut self.batch) {
             self.wire.core.abandon(old);
         }
-        let dropped: Vec<_> = match self.finalize_queue.lock() {
-            Ok(mut q) => q.drain(..).collect(),
-            Err(_) => Vec::new(),
-        };
+        let dropped: Vec<_> = lock(&self.finalize_queue).drain(..).collect();
         for stmt in dropped {
             // Stale handles (leadership change) have nothing left to finalize.
             if let Ok(id) = self.wire.core.finalize(stmt) {
@@ -1236,9 +1232,7 @@ fn by_id(
     sql: &str,
     f: impl FnOnce(&dqlite_proto::Stmt) -> Result<RequestId, CoreError>,
 ) -> Result<RequestId, CoreError> {
-    let mut cache = cache
-        .lock()
-        .map_err(|_| CoreError::from(dqlite_proto::Misuse::StaleStatement))?;
+    let mut cache = lock(cache);
     match cache.get(sql) {
         Some(stmt) => f(stmt),
         None => Err(dqlite_proto::Misuse::StaleStatement.into()),

@@ -268,6 +268,7 @@ impl From<dqlite_proto::Error> for Error {
             dqlite_proto::Error::Closed { .. } => {
                 Error::Connection(Arc::new(io::Error::new(io::ErrorKind::UnexpectedEof, e)))
             }
+            dqlite_proto::Error::Invariant(what) => Error::Internal(what),
             other => Error::Protocol(other),
         }
     }

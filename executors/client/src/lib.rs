@@ -33,6 +33,7 @@ mod de;
 mod discovery;
 mod error;
 mod from_row;
+mod lock;
 mod node;
 mod node_store;
 mod params;

@@ -15,6 +15,7 @@ use crate::convert::FromValue;
 use crate::discovery::connect_leader;
 use crate::error::{Error, Misuse, Result};
 use crate::from_row::{rows_as, FromRow};
+use crate::lock::lock;
 use crate::node_store::NodeStore;
 use crate::params::IntoParams;
 use crate::row::{Row, Rows};
@@ -226,7 +227,7 @@ impl<R: Runtime> Pool<R> {
         let work = async {
             let permit = inner.permits.acquire_arc().await;
             let reused = loop {
-                let candidate = inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+                let candidate = lock(&inner.idle).pop();
                 let Some(mut c) = candidate else { break None };
                 // A connection the server closed while idle (its node died, say) would turn
                 // the caller's next write into an ambiguous failure: drop it instead.
@@ -263,30 +264,24 @@ impl<R: Runtime> Pool<R> {
     /// Counts of idle and handed-out connections.
     pub fn status(&self) -> PoolStatus {
         PoolStatus {
-            idle: self.inner.idle.lock().map_or(0, |i| i.len()),
+            idle: lock(&self.inner.idle).len(),
             in_use: self.inner.in_use.load(Ordering::Acquire),
         }
     }
 
     /// The node addresses the pool currently knows (refreshed from the cluster).
     pub fn nodes(&self) -> Vec<String> {
-        self.inner
-            .nodes
-            .lock()
-            .map(|n| n.iter().map(|n| n.address.clone()).collect())
-            .unwrap_or_default()
+        lock(&self.inner.nodes)
+            .iter()
+            .map(|n| n.address.clone())
+            .collect()
     }
 
     /// Closes the pool: idle connections are dropped, later acquires fail. Connections in
     /// use are closed when returned.
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        let idle: Vec<_> = self
-            .inner
-            .idle
-            .lock()
-            .map(|mut i| i.drain(..).collect())
-            .unwrap_or_default();
+        let idle: Vec<_> = lock(&self.inner.idle).drain(..).collect();
         for conn in idle {
             let _ = conn.close().await;
         }
@@ -312,19 +307,17 @@ impl<R: Runtime> Pool<R> {
                 }
             }
         }
-        let nodes = inner.nodes.lock().map(|n| n.clone()).unwrap_or_default();
+        let nodes = lock(&inner.nodes).clone();
         let mut conn = connect_leader(&inner.rt, nodes, None, inner.config.clone()).await?;
         *done += 1;
         inner.generation.store(*done, Ordering::Release);
-        if let Ok(mut l) = inner.leader.lock() {
-            *l = Some(conn.address().to_owned());
-        }
+        *lock(&inner.leader) = Some(conn.address().to_owned());
         self.refresh_nodes(&mut conn).await;
         Ok(conn)
     }
 
     fn cached_leader(&self) -> Option<String> {
-        self.inner.leader.lock().ok().and_then(|l| l.clone())
+        lock(&self.inner.leader).clone()
     }
 
     /// A connection to `address` if that node still leads (one round, no backoff).
@@ -356,20 +349,17 @@ impl<R: Runtime> Pool<R> {
                 tracing::warn!(error = %e, "could not update the node store");
             }
         }
-        if let Ok(mut n) = self.inner.nodes.lock() {
-            *n = members;
-        }
+        *lock(&self.inner.nodes) = members;
     }
 
     fn forget_leader(&self, address: &str) {
-        if let Ok(mut l) = self.inner.leader.lock() {
+        {
+            let mut l = lock(&self.inner.leader);
             if l.as_deref() == Some(address) {
                 *l = None;
             }
         }
-        if let Ok(mut idle) = self.inner.idle.lock() {
-            idle.retain(|c| c.address() != address);
-        }
+        lock(&self.inner.idle).retain(|c| c.address() != address);
     }
 
     /// [`Connection::execute`] on a pooled connection, retried on a new leader when the
@@ -542,21 +532,18 @@ impl<R: Runtime> Drop for PooledConnection<R> {
         let Some(conn) = self.conn.take() else { return };
         if conn.saw_not_leader() {
             let address = conn.address().to_owned();
-            if let Ok(mut l) = self.pool.leader.lock() {
+            {
+                let mut l = lock(&self.pool.leader);
                 if l.as_deref() == Some(address.as_str()) {
                     *l = None;
                 }
             }
-            if let Ok(mut idle) = self.pool.idle.lock() {
-                idle.retain(|c| c.address() != address);
-            }
+            lock(&self.pool.idle).retain(|c| c.address() != address);
             return;
         }
         if conn.is_broken() || self.pool.closed.load(Ordering::Acquire) {
             return;
         }
-        if let Ok(mut idle) = self.pool.idle.lock() {
-            idle.push(conn);
-        }
+        lock(&self.pool.idle).push(conn);
     }
 }

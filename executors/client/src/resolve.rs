@@ -7,6 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
+use crate::lock::lock;
 use crate::runtime::{BoxFuture, Runtime};
 
 type Slot = Arc<Mutex<(Option<io::Result<Vec<SocketAddr>>>, Option<Waker>)>>;
@@ -24,20 +25,17 @@ pub(crate) fn on_a_thread(address: &str) -> BoxFuture<'static, io::Result<Vec<So
         .name("dqlite-resolve".into())
         .spawn(move || {
             let result = address.to_socket_addrs().map(Iterator::collect);
-            if let Ok(mut s) = theirs.lock() {
-                s.0 = Some(result);
-                if let Some(w) = s.1.take() {
-                    w.wake();
-                }
+            let mut s = lock(&theirs);
+            s.0 = Some(result);
+            if let Some(w) = s.1.take() {
+                w.wake();
             }
         });
     if let Err(e) = spawned {
         return Box::pin(std::future::ready(Err(e)));
     }
     Box::pin(poll_fn(move |cx| {
-        let Ok(mut s) = slot.lock() else {
-            return Poll::Ready(Err(io::Error::other("resolver thread panicked")));
-        };
+        let mut s = lock(&slot);
         match s.0.take() {
             Some(result) => Poll::Ready(result),
             None => {

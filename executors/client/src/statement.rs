@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use dqlite_proto::sql::TxControl;
 
 use crate::error::{Error, Misuse, Result};
+use crate::lock::lock;
 
 /// A prepared statement of one [`Connection`](crate::Connection).
 ///
@@ -68,9 +69,7 @@ impl Statement {
 impl Drop for Statement {
     fn drop(&mut self) {
         if let Some(stmt) = self.stmt.take() {
-            if let Ok(mut q) = self.finalize_queue.lock() {
-                q.push(stmt);
-            }
+            lock(&self.finalize_queue).push(stmt);
         }
     }
 }

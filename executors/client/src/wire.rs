@@ -78,11 +78,15 @@ impl<S: NodeStream> Wire<S> {
                 self.core.handle_eof();
                 false
             }
-            Poll::Ready(Ok(n)) => {
-                self.core
-                    .handle_input(self.rbuf.get(..n).unwrap_or_default());
-                matches!(self.core.poll_event(), Ok(None))
-            }
+            Poll::Ready(Ok(n)) => match self.rbuf.get(..n) {
+                Some(read) => {
+                    self.core.handle_input(read);
+                    matches!(self.core.poll_event(), Ok(None))
+                }
+                // A stream reporting more bytes than its buffer holds: nothing it says
+                // can be trusted.
+                None => false,
+            },
         }
     }
 
@@ -179,10 +183,14 @@ impl<S: NodeStream> Wire<S> {
                     return Poll::Ready(Err(Error::from(e)));
                 }
                 Poll::Ready(Ok(n)) => {
+                    let Some(read) = self.rbuf.get(..n) else {
+                        return Poll::Ready(Err(Error::Internal(
+                            "the stream reported more bytes read than its buffer holds",
+                        )));
+                    };
                     self.coalesce.reset();
                     self.stream.after_read();
-                    self.core
-                        .handle_input(self.rbuf.get(..n).unwrap_or_default());
+                    self.core.handle_input(read);
                     progressed = true;
                 }
                 Poll::Ready(Err(e)) => {

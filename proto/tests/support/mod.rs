@@ -92,7 +92,7 @@ pub fn rows(columns: &[&str], values: Vec<Value>, last: bool) -> Response {
 pub fn encode_all(responses: &[Response]) -> Vec<u8> {
     let mut b = Vec::new();
     for r in responses {
-        r.encode(&mut b);
+        r.encode(&mut b).expect("a reply fits in a frame");
     }
     b
 }
@@ -185,7 +185,7 @@ impl FakeServer {
                 .unwrap_or_else(|e| panic!("fake server: undecodable request: {e}"));
             let responses = (self.handler)(&req);
             for r in &responses {
-                r.encode(&mut self.out);
+                r.encode(&mut self.out).expect("a reply fits in a frame");
             }
             self.log.push((frame.header, req));
         }
