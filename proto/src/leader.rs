@@ -3,6 +3,7 @@
 //! The driver dials and asks LEADER; this machine decides whom to ask, in what order, how
 //! many at once, when to back off, and when the answer is final.
 
+use crate::backoff::Backoff;
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -277,7 +278,7 @@ pub struct Discovery {
     first_asked: Vec<String>,
     found: Option<Leader>,
     next_probe: u64,
-    rng: u64,
+    jitter: Backoff,
     /// Pairs of addresses the driver found to name the same node ([`Discovery::same_node`]).
     aliases: Vec<(String, String)>,
     /// Addresses in a membership list a node reported ([`Discovery::handle_members`]).
@@ -311,7 +312,7 @@ impl Discovery {
             first_asked: Vec::new(),
             found: None,
             next_probe: 0,
-            rng: config.jitter_seed | 1,
+            jitter: Backoff::new(config.backoff_base, config.backoff_cap, config.jitter_seed),
             aliases: Vec::new(),
             members: HashSet::new(),
         };
@@ -618,19 +619,8 @@ impl Discovery {
         }
     }
 
-    /// Nominal pause `base * 2^(round-1)`, capped, then scaled to 50-100 % by the jitter.
+    /// The pause after round `round`: see [`Backoff`].
     fn backoff(&mut self) -> Duration {
-        let exp = self.round.saturating_sub(1).min(20);
-        let nominal = self
-            .config
-            .backoff_base
-            .saturating_mul(1 << exp)
-            .min(self.config.backoff_cap);
-        // xorshift64: deterministic for a given seed.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let frac = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
-        nominal.mul_f64(frac)
+        self.jitter.pause(self.round)
     }
 }

@@ -36,6 +36,7 @@
     )
 )]
 
+mod backoff;
 mod connection;
 mod error;
 mod frame;
@@ -49,6 +50,7 @@ pub mod sql;
 mod value;
 mod wire;
 
+pub use backoff::Backoff;
 pub use connection::{
     Config, Connection, Event, Reply, RequestId, SendState, Stmt, PROTOCOL_VERSION,
 };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dqlite_proto::sql::{self, TxControl};
 use dqlite_proto::{
-    Error as CoreError, ExecResult, File, Metadata, NodeInfo, NodeRole, Reply, RequestId,
+    Backoff, Error as CoreError, ExecResult, File, Metadata, NodeInfo, NodeRole, Reply, RequestId,
     RowsBatch, SendState, Text, Value,
 };
 
@@ -78,7 +78,8 @@ pub struct Connection<R: Runtime> {
     /// Statements prepared for SQL sent with parameters ([`Config::statement_cache`]).
     cache: SharedCache,
     saw_not_leader: bool,
-    rng: u64,
+    /// Pauses between BUSY retries.
+    busy_backoff: Backoff,
 }
 
 impl<R: Runtime> std::fmt::Debug for Connection<R> {
@@ -139,7 +140,7 @@ impl<R: Runtime> Connection<R> {
             finalize_queue: Arc::new(Mutex::new(Vec::new())),
             cache: Arc::new(Mutex::new(StatementCache::new(capacity))),
             saw_not_leader: false,
-            rng: seed,
+            busy_backoff: Backoff::new(BUSY_PAUSE_START, BUSY_PAUSE_CAP, seed),
         };
         let name = conn.config.database.clone();
         if let Err(e) = conn.call(Effect::None, |c| c.open(&name)).await {
@@ -1144,14 +1145,8 @@ impl<R: Runtime> Connection<R> {
         }
         *attempt += 1;
         tracing::debug!(attempt = *attempt, "database busy, retrying");
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let base = BUSY_PAUSE_START
-            .saturating_mul(1 << (*attempt).min(10))
-            .min(BUSY_PAUSE_CAP);
-        let frac = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
-        self.rt.sleep(base.mul_f64(frac).min(left)).await;
+        let pause = self.busy_backoff.pause(*attempt);
+        self.rt.sleep(pause.min(left)).await;
         true
     }
 }

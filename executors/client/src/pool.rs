@@ -25,6 +25,26 @@ use crate::runtime::{timeout, Runtime};
 /// no effect ("not leader", a request never sent, a read that failed).
 const POOL_ATTEMPTS: u32 = 3;
 
+/// Runs `$call` on a pooled connection `$c`, and again on a fresh one (up to
+/// [`POOL_ATTEMPTS`] tries) while the failure provably had no effect and a new leader may
+/// serve it. A macro rather than a function taking an async closure: the pool's futures
+/// must stay `Send` for any borrowed SQL and parameters.
+macro_rules! retried {
+    ($pool:expr, |$c:ident| $call:expr) => {{
+        let mut attempt = 0;
+        loop {
+            let result = match $pool.acquire().await {
+                Ok(mut $c) => $call.await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if retryable(&e) && attempt + 1 < POOL_ATTEMPTS => attempt += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -127,6 +147,20 @@ struct Inner<R: Runtime> {
     generation: AtomicU64,
     closed: AtomicBool,
     pid: u32,
+}
+
+impl<R: Runtime> Inner<R> {
+    /// Stops treating `address` as the leader: it is forgotten as the cached leader and
+    /// its idle connections are dropped.
+    fn forget_leader(&self, address: &str) {
+        {
+            let mut l = lock(&self.leader);
+            if l.as_deref() == Some(address) {
+                *l = None;
+            }
+        }
+        lock(&self.idle).retain(|c| c.address() != address);
+    }
 }
 
 /// A pool of connections to the cluster's leader.
@@ -296,7 +330,7 @@ impl<R: Runtime> Pool<R> {
             if let Some(conn) = self.connect_if_leader(&addr).await {
                 return Ok(conn);
             }
-            self.forget_leader(&addr);
+            self.inner.forget_leader(&addr);
         }
         let mut done = inner.discovery.lock().await;
         if *done != seen {
@@ -352,47 +386,18 @@ impl<R: Runtime> Pool<R> {
         *lock(&self.inner.nodes) = members;
     }
 
-    fn forget_leader(&self, address: &str) {
-        {
-            let mut l = lock(&self.inner.leader);
-            if l.as_deref() == Some(address) {
-                *l = None;
-            }
-        }
-        lock(&self.inner.idle).retain(|c| c.address() != address);
-    }
 
     /// [`Connection::execute`] on a pooled connection, retried on a new leader when the
     /// failure provably had no effect.
     pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<ExecResult> {
         let params = params.into_params()?;
-        let mut attempt = 0;
-        loop {
-            let result = match self.acquire().await {
-                Ok(mut c) => c.execute(sql, params.as_slice()).await,
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(e) if retryable(&e) && attempt + 1 < POOL_ATTEMPTS => attempt += 1,
-                other => return other,
-            }
-        }
+        retried!(self, |c| c.execute(sql, params.as_slice()))
     }
 
     /// [`Connection::fetch`] on a pooled connection, retried like [`execute`](Self::execute).
     pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<Rows> {
         let params = params.into_params()?;
-        let mut attempt = 0;
-        loop {
-            let result = match self.acquire().await {
-                Ok(mut c) => c.fetch(sql, params.as_slice()).await,
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(e) if retryable(&e) && attempt + 1 < POOL_ATTEMPTS => attempt += 1,
-                other => return other,
-            }
-        }
+        retried!(self, |c| c.fetch(sql, params.as_slice()))
     }
 
     /// [`Connection::fetch_all`] on a pooled connection.
@@ -531,14 +536,7 @@ impl<R: Runtime> Drop for PooledConnection<R> {
         self.pool.in_use.fetch_sub(1, Ordering::AcqRel);
         let Some(conn) = self.conn.take() else { return };
         if conn.saw_not_leader() {
-            let address = conn.address().to_owned();
-            {
-                let mut l = lock(&self.pool.leader);
-                if l.as_deref() == Some(address.as_str()) {
-                    *l = None;
-                }
-            }
-            lock(&self.pool.idle).retain(|c| c.address() != address);
+            self.pool.forget_leader(conn.address());
             return;
         }
         if conn.is_broken() || self.pool.closed.load(Ordering::Acquire) {
