@@ -3,8 +3,8 @@
 //!
 //! Encoding is crate-private: only [`Connection`](crate::Connection) produces request bytes,
 //! which is what makes the requests that crash or wedge servers impossible to send (see
-//! "Requests that harm servers" in docs/PROTOCOL.md). Decoding is for test servers reading
-//! what a client sent, behind the `server` feature.
+//! `docs/PROTOCOL.md#requests-that-crash-or-wedge-a-server`). Decoding, for test servers
+//! reading what a client sent, is in the `server` module, behind the `server` feature.
 
 use std::borrow::Cow;
 
@@ -312,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn leader_and_client_match_protocol_9_2_and_9_3() {
+    fn leader_and_client_bodies_are_one_word() {
         assert_eq!(
             hex(&enc(&Request::Leader)),
             "01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
@@ -324,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn open_matches_protocol_9_4() {
+    fn open_sends_the_name_zero_flags_and_the_volatile_vfs() {
         let b = enc(&Request::Open {
             name: "demo".into(),
         });
@@ -336,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn exec_sql_matches_protocol_9_5() {
+    fn exec_sql_with_integer_and_text_encodes_byte_for_byte() {
         let params = [Value::Integer(42), Value::Text(Text::from("hello"))];
         let b = enc(&Request::ExecSql {
             sql: "INSERT INTO kv VALUES (?, ?)".into(),
@@ -353,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn query_sql_matches_protocol_9_6() {
+    fn query_sql_without_params_sends_no_tuple() {
         let b = enc(&Request::QuerySql {
             sql: "SELECT 1, NULL".into(),
             params: Cow::Borrowed(&[]),
@@ -366,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn param_tuples_match_protocol_9_10() {
+    fn param_tuples_pad_their_header_and_switch_to_a_4_byte_count_past_255() {
         let tuple = |params: &[Value]| {
             let mut b = Vec::new();
             put_params(&mut b, params);

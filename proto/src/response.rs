@@ -279,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn server_reply_5_2() {
+    fn server_reply_names_the_leader_or_nobody() {
         let r = decode(
             "03 00 00 00 01 00 00 00 a5 bd e3 a2 c8 c3 d6 e5 31 32 37 2e 30 2e 30 2e 31 3a 39 30 30 32 00 00",
         )
@@ -329,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn failure_not_leader_9_7() {
+    fn not_leader_failure_decodes_and_needs_its_message() {
         let r = decode(
             "03 00 00 00 00 00 00 00 0a 28 00 00 00 00 00 00 6e 6f 74 20 6c 65 61 64 65 72 00 00 00 00 00 00",
         )
@@ -342,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn stmt_with_and_without_offset_9_8() {
+    fn stmt_decodes_its_offset_only_under_schema_1() {
         assert_eq!(
             decode("03 00 00 00 05 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00")
                 .unwrap(),

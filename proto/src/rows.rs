@@ -187,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn decodes_protocol_9_6() {
+    fn decodes_one_row_of_integer_and_null() {
         let b = body(
             "02 00 00 00 00 00 00 00 31 00 00 00 00 00 00 00 4e 55 4c 4c 00 00 00 00 \
              51 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
@@ -201,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn decodes_empty_done_batch_9_9() {
+    fn decodes_a_done_batch_without_rows() {
         let b = body("01 00 00 00 00 00 00 00 78 00 00 00 00 00 00 00 ff ff ff ff ff ff ff ff");
         let batch = RowsBatch::decode(b, 100).unwrap();
         assert!(batch.is_last() && batch.is_empty());
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn blob_padding_garbage_is_ignored() {
-        // The server does not clear blob padding (PROTOCOL.md section 2).
+        // Servers do not clear the padding after a blob (docs/PROTOCOL.md#primitive-encodings).
         let b = body(
             "01 00 00 00 00 00 00 00 62 00 00 00 00 00 00 00 04 00 00 00 00 00 00 00 \
              03 00 00 00 00 00 00 00 01 02 03 6c 00 00 00 00 ff ff ff ff ff ff ff ff",

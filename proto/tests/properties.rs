@@ -586,7 +586,8 @@ proptest! {
 
 #[test]
 fn response_codes_are_the_documented_ones() {
-    // Guards the fake server encoder against silently drifting from PROTOCOL.md section 5.
+    // Guards the fake server encoder against silently drifting from the response codes in
+    // docs/PROTOCOL.md#responses.
     let cases: [(Response, u8); 5] = [
         (Response::Empty, resp_code::EMPTY),
         (Response::Db { id: 0 }, resp_code::DB),

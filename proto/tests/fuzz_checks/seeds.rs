@@ -1,8 +1,8 @@
-//! The hand-written seed corpus of the fuzz targets, as code: frames from PROTOCOL.md
-//! section 9, multi-part ROWS streams, and connection / discovery scripts. The scripts are
-//! turned into the exact bytes `arbitrary` decodes back into them (checked by
-//! [`check_scripts`]). `fuzz_corpus.rs` compares these with the files in `fuzz/corpus/` and
-//! can rewrite them (`--ignored write_seed_corpus`).
+//! The hand-written seed corpus of the fuzz targets, as code: the worked examples of
+//! `docs/PROTOCOL.md#worked-examples`, multi-part ROWS streams, and connection / discovery
+//! scripts. The scripts are turned into the exact bytes `arbitrary` decodes back into them
+//! (checked by [`check_scripts`]). `fuzz_corpus.rs` compares these with the files in
+//! `fuzz/corpus/` and can rewrite them (`--ignored write_seed_corpus`).
 
 use bytes::Bytes;
 use dqlite_proto::server::Response;
@@ -22,37 +22,40 @@ pub fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-// Replies, byte for byte as in PROTOCOL.md section 9.
-const SERVER_9_2: &str = "03 00 00 00 01 00 00 00 a5 bd e3 a2 c8 c3 d6 e5 \
-                          31 32 37 2e 30 2e 30 2e 31 3a 39 30 30 32 00 00";
-const NO_LEADER_9_2: &str =
+// Replies, byte for byte as in docs/PROTOCOL.md#worked-examples.
+const LEADER_REPLY: &str = "03 00 00 00 01 00 00 00 a5 bd e3 a2 c8 c3 d6 e5 \
+    31 32 37 2e 30 2e 30 2e 31 3a 39 30 30 32 00 00";
+const NO_LEADER_REPLY: &str =
     "02 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00";
-const WELCOME_9_3: &str = "01 00 00 00 02 00 00 00 98 3a 00 00 00 00 00 00";
-const DB_9_4: &str = "01 00 00 00 04 00 00 00 00 00 00 00 00 00 00 00";
-const RESULT_9_5: &str = "02 00 00 00 06 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00";
-const ROWS_9_6: &str = "07 00 00 00 07 00 00 00 02 00 00 00 00 00 00 00 31 00 00 00 00 00 00 00 \
-                        4e 55 4c 4c 00 00 00 00 51 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 \
-                        00 00 00 00 00 00 00 00 ff ff ff ff ff ff ff ff";
-const FAILURE_9_7: &str = "03 00 00 00 00 00 00 00 0a 28 00 00 00 00 00 00 \
-                           6e 6f 74 20 6c 65 61 64 65 72 00 00 00 00 00 00";
-const STMT_9_8: &str = "03 00 00 00 05 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
-                        09 00 00 00 00 00 00 00";
-const ROWS_9_9: &str = "03 00 00 00 07 00 00 00 01 00 00 00 00 00 00 00 78 00 00 00 00 00 00 00 \
-                        ff ff ff ff ff ff ff ff";
-/// A blob row whose padding the server did not clear (PROTOCOL.md section 2).
+const WELCOME_REPLY: &str = "01 00 00 00 02 00 00 00 98 3a 00 00 00 00 00 00";
+const DB_REPLY: &str = "01 00 00 00 04 00 00 00 00 00 00 00 00 00 00 00";
+const RESULT_REPLY: &str = "02 00 00 00 06 00 00 00 01 00 00 00 00 00 00 00 \
+    01 00 00 00 00 00 00 00";
+const ROWS_SELECT_1_NULL: &str = "07 00 00 00 07 00 00 00 02 00 00 00 00 00 00 00 \
+    31 00 00 00 00 00 00 00 4e 55 4c 4c 00 00 00 00 51 00 00 00 00 00 00 00 \
+    01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 ff ff ff ff ff ff ff ff";
+const NOT_LEADER_FAILURE: &str = "03 00 00 00 00 00 00 00 0a 28 00 00 00 00 00 00 \
+    6e 6f 74 20 6c 65 61 64 65 72 00 00 00 00 00 00";
+const STMT_WITH_OFFSET: &str = "03 00 00 00 05 01 00 00 00 00 00 00 00 00 00 00 \
+    00 00 00 00 00 00 00 00 09 00 00 00 00 00 00 00";
+const ROWS_EMPTY_DONE: &str = "03 00 00 00 07 00 00 00 01 00 00 00 00 00 00 00 \
+    78 00 00 00 00 00 00 00 ff ff ff ff ff ff ff ff";
+/// A blob row whose padding the server did not clear
+/// (docs/PROTOCOL.md#primitive-encodings).
 const ROWS_BLOB_GARBAGE: &str = "05 00 00 00 07 00 00 00 01 00 00 00 00 00 00 00 \
                                  62 00 00 00 00 00 00 00 04 00 00 00 00 00 00 00 \
                                  03 00 00 00 00 00 00 00 01 02 03 6c 00 00 00 00 \
                                  ff ff ff ff ff ff ff ff";
-// Requests, from PROTOCOL.md 9.1-9.6.
-const REQUESTS_9: &str = "01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
-                          01 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 \
-                          04 00 00 00 03 00 00 00 64 65 6d 6f 00 00 00 00 00 00 00 00 00 00 00 00 \
-                          76 6f 6c 61 74 69 6c 65 00 00 00 00 00 00 00 00 \
-                          08 00 00 00 08 00 00 00 00 00 00 00 00 00 00 00 \
-                          49 4e 53 45 52 54 20 49 4e 54 4f 20 6b 76 20 56 \
-                          41 4c 55 45 53 20 28 3f 2c 20 3f 29 00 00 00 00 \
-                          02 01 03 00 00 00 00 00 2a 00 00 00 00 00 00 00 68 65 6c 6c 6f 00 00 00";
+// Requests: the LEADER, CLIENT, OPEN and EXEC_SQL examples of
+// docs/PROTOCOL.md#worked-examples.
+const EXAMPLE_REQUESTS: &str = "01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
+    01 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 \
+    04 00 00 00 03 00 00 00 64 65 6d 6f 00 00 00 00 00 00 00 00 00 00 00 00 \
+    76 6f 6c 61 74 69 6c 65 00 00 00 00 00 00 00 00 \
+    08 00 00 00 08 00 00 00 00 00 00 00 00 00 00 00 \
+    49 4e 53 45 52 54 20 49 4e 54 4f 20 6b 76 20 56 \
+    41 4c 55 45 53 20 28 3f 2c 20 3f 29 00 00 00 00 \
+    02 01 03 00 00 00 00 00 2a 00 00 00 00 00 00 00 68 65 6c 6c 6f 00 00 00";
 
 fn cat(parts: &[&str]) -> Vec<u8> {
     parts.iter().flat_map(|p| hex(p)).collect()
@@ -567,7 +570,7 @@ pub fn connection_scripts() -> Vec<(&'static str, ConnSetup, Vec<Op>)> {
                 reply(FakeReply::Failure(not_leader_index())),
                 Op::Exec(0, Params(vec![])),
                 Op::Finalize(0),
-                Op::ServerBytes(Chunk(hex(WELCOME_9_3))),
+                Op::ServerBytes(Chunk(hex(WELCOME_REPLY))),
             ],
         ),
     ]
@@ -673,40 +676,40 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut add = |t: &'static str, name: &str, bytes: Vec<u8>| out.push((t, name.into(), bytes));
 
     let replies = cat(&[
-        SERVER_9_2,
-        NO_LEADER_9_2,
-        WELCOME_9_3,
-        DB_9_4,
-        RESULT_9_5,
-        ROWS_9_6,
-        FAILURE_9_7,
-        STMT_9_8,
-        ROWS_9_9,
+        LEADER_REPLY,
+        NO_LEADER_REPLY,
+        WELCOME_REPLY,
+        DB_REPLY,
+        RESULT_REPLY,
+        ROWS_SELECT_1_NULL,
+        NOT_LEADER_FAILURE,
+        STMT_WITH_OFFSET,
+        ROWS_EMPTY_DONE,
     ]);
     add(
         "deframer",
-        "replies_9",
+        "example_replies",
         join_input(0, &[0, 6, 2, 40], &replies),
     );
     add(
         "deframer",
-        "requests_9",
-        join_input(0, &[], &hex(REQUESTS_9)),
+        "example_requests",
+        join_input(0, &[], &hex(EXAMPLE_REQUESTS)),
     );
-    let mut zero = hex(DB_9_4);
+    let mut zero = hex(DB_REPLY);
     zero.extend(hex("00 00 00 00 08 00 00 00 00 00 00 00 00 00 00 00"));
     add("deframer", "zero_words", join_input(0, &[3], &zero));
     add(
         "deframer",
         "over_limit",
-        join_input(2, &[7], &hex(ROWS_9_6)),
+        join_input(2, &[7], &hex(ROWS_SELECT_1_NULL)),
     );
 
     for (name, frame, flags) in [
-        ("server_9_2", SERVER_9_2, 0),
-        ("rows_9_6", ROWS_9_6, 0),
-        ("failure_9_7", FAILURE_9_7, 0),
-        ("stmt_offset_9_8", STMT_9_8, 0),
+        ("leader_reply", LEADER_REPLY, 0),
+        ("rows_select_1_null", ROWS_SELECT_1_NULL, 0),
+        ("not_leader_failure", NOT_LEADER_FAILURE, 0),
+        ("stmt_with_offset", STMT_WITH_OFFSET, 0),
         ("rows_blob_garbage", ROWS_BLOB_GARBAGE, 0),
     ] {
         let mut b = vec![flags];
@@ -744,8 +747,8 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     );
     add(
         "rows_stream",
-        "rows_9_6",
-        join_input(0, &[3], &hex(ROWS_9_6)),
+        "rows_select_1_null",
+        join_input(0, &[3], &hex(ROWS_SELECT_1_NULL)),
     );
     let mut drained = frames(&[rows(1, 2, false), rows(1, 2, false), rows(1, 1, true)]);
     drained.extend(frame_bytes(&Response::Empty));
@@ -764,7 +767,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         "columns_changed",
         join_input(0, &[], &frames(&[rows(2, 1, false), rows(3, 1, true)])),
     );
-    let mut zero_part = hex(ROWS_9_9);
+    let mut zero_part = hex(ROWS_EMPTY_DONE);
     let marker = zero_part.len() - 8;
     zero_part[marker..].fill(0xee);
     add(
