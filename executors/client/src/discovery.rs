@@ -78,7 +78,7 @@ async fn probe<R: Runtime>(
         let (mut wire, peer) = dial(&rt, &address, &config).await?;
         let info = match ask(&mut wire, |c| c.leader()).await? {
             Reply::Leader(n) => n,
-            other => return Err(crate::connection::unexpected(other, "SERVER")),
+            other => return Err(crate::session::unexpected(other, "SERVER")),
         };
         let mut aliases = Vec::new();
         let mut members = None;

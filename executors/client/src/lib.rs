@@ -43,6 +43,7 @@ mod row;
 mod runtime;
 #[cfg(feature = "serde")]
 mod ser;
+mod session;
 mod statement;
 mod statement_cache;
 mod stream;

@@ -2,16 +2,13 @@
 
 use std::sync::Arc;
 
-use dqlite_proto::{
-    Error as CoreError, File, Metadata, NodeInfo, NodeRole, Reply, RequestId, SendState,
-};
+use dqlite_proto::{File, Metadata, NodeInfo, NodeRole};
 
 use crate::config::Config;
-use crate::connection::{unexpected, Connection};
-use crate::error::{Error, Result};
-use crate::runtime::{timeout, Runtime};
-use crate::transport::{dial, BoxStream};
-use crate::wire::Wire;
+use crate::error::Result;
+use crate::runtime::Runtime;
+use crate::session::Session;
+use crate::transport::dial;
 use tracing::Instrument;
 
 /// A connection to one dqlite node that opens no database: for the cluster requests
@@ -45,30 +42,16 @@ use tracing::Instrument;
 /// # Ok(()) }
 /// ```
 pub struct NodeClient<R: Runtime> {
-    rt: R,
-    wire: Wire<BoxStream>,
-    address: String,
-    config: Arc<Config>,
-    pid: u32,
-    broken: Option<Error>,
-    /// A request whose caller went away before its answer arrived.
-    inflight: Option<RequestId>,
+    session: Session<R>,
 }
 
 impl<R: Runtime> std::fmt::Debug for NodeClient<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeClient")
-            .field("address", &self.address)
-            .field("broken", &self.broken)
+            .field("address", &self.session.address())
+            .field("broken", &self.session.is_broken())
             .finish_non_exhaustive()
     }
-}
-
-/// Whether a failed request may have changed the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    None,
-    Write,
 }
 
 impl<R: Runtime> NodeClient<R> {
@@ -85,20 +68,10 @@ impl<R: Runtime> NodeClient<R> {
         let config = Arc::new(config);
         let span = tracing::debug_span!("dqlite.connect_node", address);
         async move {
-            let (mut wire, _) = dial(&rt, address, &config).await?;
-            match timeout(&rt, config.request_timeout, wire.flush()).await {
-                None => return Err(Error::Timeout("sending the handshake")),
-                Some(r) => r?,
-            }
-            Ok(NodeClient {
-                rt,
-                wire,
-                address: address.to_owned(),
-                config,
-                pid: std::process::id(),
-                broken: None,
-                inflight: None,
-            })
+            let (wire, _) = dial(&rt, address, &config).await?;
+            let mut session = Session::new(rt, wire, address.to_owned(), config);
+            session.flush().await?;
+            Ok(NodeClient { session })
         }
         .instrument(span)
         .await
@@ -112,7 +85,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # }
     /// ```
     pub fn address(&self) -> &str {
-        &self.address
+        self.session.address()
     }
 
     /// True once a deadline, protocol error or closed socket made this handle unusable.
@@ -123,7 +96,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # }
     /// ```
     pub fn is_broken(&self) -> bool {
-        self.broken.is_some() || self.wire.core.error().is_some()
+        self.session.is_broken()
     }
 
     /// Who this node thinks leads (`None`: it knows no leader, or it is not a voter).
@@ -137,11 +110,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn leader(&mut self) -> Result<Option<NodeInfo>> {
-        match self.call(Effect::None, |p| p.leader()).await? {
-            Reply::Leader(n) if n.id == 0 && n.address.is_empty() => Ok(None),
-            Reply::Leader(n) => Ok(Some(n)),
-            other => Err(unexpected(other, "SERVER")),
-        }
+        self.session.leader().await
     }
 
     /// The cluster's nodes with their roles, as this node knows them.
@@ -154,10 +123,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn cluster(&mut self) -> Result<Vec<NodeInfo>> {
-        match self.call(Effect::None, |p| p.cluster(true)).await? {
-            Reply::Nodes(n) => Ok(n),
-            other => Err(unexpected(other, "SERVERS")),
-        }
+        self.session.cluster().await
     }
 
     /// This node's failure domain and weight.
@@ -169,10 +135,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn describe(&mut self) -> Result<Metadata> {
-        match self.call(Effect::None, |p| p.describe()).await? {
-            Reply::Metadata(m) => Ok(m),
-            other => Err(unexpected(other, "METADATA")),
-        }
+        self.session.describe().await
     }
 
     /// Sets this node's weight (kept in the node's memory).
@@ -183,7 +146,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn set_weight(&mut self, weight: u64) -> Result<()> {
-        self.call_empty(Effect::None, |p| p.weight(weight)).await
+        self.session.set_weight(weight).await
     }
 
     /// Hands leadership to node `id`. Send it to the leader; a follower answers "not
@@ -195,7 +158,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn transfer_leadership(&mut self, id: u64) -> Result<()> {
-        self.call_empty(Effect::Write, |p| p.transfer(id)).await
+        self.session.transfer_leadership(id).await
     }
 
     /// Adds a node to the cluster as a spare (then [`assign`](Self::assign) a role). Send
@@ -208,7 +171,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn add_node(&mut self, id: u64, address: &str) -> Result<()> {
-        self.call_empty(Effect::Write, |p| p.add(id, address)).await
+        self.session.add_node(id, address).await
     }
 
     /// Assigns a role to node `id`. Send it to the leader.
@@ -219,7 +182,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn assign(&mut self, id: u64, role: NodeRole) -> Result<()> {
-        self.call_empty(Effect::Write, |p| p.assign(id, role)).await
+        self.session.assign(id, role).await
     }
 
     /// Removes node `id` from the cluster. Send it to the leader.
@@ -230,7 +193,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn remove_node(&mut self, id: u64) -> Result<()> {
-        self.call_empty(Effect::Write, |p| p.remove(id)).await
+        self.session.remove_node(id).await
     }
 
     /// The files (main file and WAL) of the database `name` as this node has them; any node
@@ -244,10 +207,7 @@ impl<R: Runtime> NodeClient<R> {
     /// # Ok(()) }
     /// ```
     pub async fn dump(&mut self, name: &str) -> Result<Vec<File>> {
-        match self.call(Effect::None, |p| p.dump(name)).await? {
-            Reply::Files(f) => Ok(f),
-            other => Err(unexpected(other, "FILES")),
-        }
+        self.session.dump(name).await
     }
 
     /// Sends what is still queued and closes the connection.
@@ -257,102 +217,8 @@ impl<R: Runtime> NodeClient<R> {
     /// node.close().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn close(mut self) -> Result<()> {
-        if self.broken.is_none() {
-            let limit = self.config.request_timeout;
-            let _ = timeout(&self.rt, limit, self.wire.flush()).await;
-        }
+    pub async fn close(self) -> Result<()> {
+        self.session.close().await;
         Ok(())
-    }
-
-    /// One request, one reply, within the request timeout.
-    async fn call(
-        &mut self,
-        effect: Effect,
-        f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
-    ) -> Result<Reply> {
-        if std::process::id() != self.pid {
-            return Err(Error::Forked {
-                created_by: self.pid,
-            });
-        }
-        if let Some(e) = &self.broken {
-            return Err(e.clone());
-        }
-        if let Some(e) = self.wire.core.error() {
-            return Err(Error::from(e.clone()));
-        }
-        if let Some(old) = self.inflight.take() {
-            self.wire.core.abandon(old);
-        }
-        let span = tracing::debug_span!("dqlite.node_request", address = %self.address);
-        let id = f(&mut self.wire.core).map_err(Error::from)?;
-        self.inflight = Some(id);
-        let limit = self.config.request_timeout;
-        let result = match timeout(&self.rt, limit, self.wire.next_event(id).instrument(span)).await
-        {
-            None => Err(Error::Timeout("waiting for the server's answer")),
-            Some(Err(e)) => Err(e),
-            Some(Ok(ev)) => match ev.reply {
-                Reply::Failure(f) => Err(Error::Server(f)),
-                reply => Ok(reply),
-            },
-        };
-        self.inflight = None;
-        result.map_err(|e| {
-            let lost = matches!(
-                e,
-                Error::Connection(_) | Error::Protocol(_) | Error::Timeout(_)
-            );
-            if lost {
-                self.broken = Some(e.clone());
-            }
-            let sent = self.wire.core.send_state(id) != SendState::Unsent;
-            let leadership_lost = e
-                .server_failure()
-                .is_some_and(dqlite_proto::ServerFailure::is_leadership_lost);
-            if effect == Effect::Write && ((lost && sent) || leadership_lost) {
-                Error::Ambiguous(Box::new(e))
-            } else {
-                e
-            }
-        })
-    }
-
-    async fn call_empty(
-        &mut self,
-        effect: Effect,
-        f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
-    ) -> Result<()> {
-        match self.call(effect, f).await? {
-            Reply::Empty => Ok(()),
-            other => Err(unexpected(other, "EMPTY")),
-        }
-    }
-}
-
-/// Turns a "not leader" failure of OPEN into [`Error::NotLeader`], naming the leader as the
-/// node knows it (asked with LEADER on the same connection, within the request timeout).
-/// Other errors pass through.
-pub(crate) async fn explain_open_failure<R: Runtime>(conn: &mut Connection<R>, e: Error) -> Error {
-    let failure = match &e {
-        Error::Server(f) if f.is_not_leader() => f.clone(),
-        _ => return e,
-    };
-    let ask = async {
-        let id = conn.wire.core.leader().ok()?;
-        let ev = conn.wire.next_event(id).await.ok()?;
-        match ev.reply {
-            Reply::Leader(n) if !(n.id == 0 && n.address.is_empty()) => Some(n),
-            _ => None,
-        }
-    };
-    let leader = timeout(&conn.rt, conn.config.request_timeout, ask)
-        .await
-        .flatten();
-    Error::NotLeader {
-        address: conn.address().to_owned(),
-        leader,
-        failure,
     }
 }

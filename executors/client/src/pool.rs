@@ -386,7 +386,6 @@ impl<R: Runtime> Pool<R> {
         *lock(&self.inner.nodes) = members;
     }
 
-
     /// [`Connection::execute`] on a pooled connection, retried on a new leader when the
     /// failure provably had no effect.
     pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<ExecResult> {

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use dqlite_proto::{Reply, RequestId, RowsBatch, Text};
 
-use crate::connection::{unexpected, Connection};
+use crate::connection::Connection;
 use crate::error::Result;
 use crate::from_row::FromRow;
 use crate::row::Row;
 use crate::runtime::Runtime;
+use crate::session::unexpected;
 
 /// A query result read one batch at a time (see [`Connection::stream`]).
 ///
@@ -41,11 +42,8 @@ impl<'c, R: Runtime> RowStream<'c, R> {
         if self.done {
             return Ok(None);
         }
-        let limit = if self.started {
-            self.conn.config.frame_timeout
-        } else {
-            self.conn.config.request_timeout
-        };
+        let (first, later) = self.conn.timeouts();
+        let limit = if self.started { later } else { first };
         self.started = true;
         let result = self.conn.wait(self.id, limit).await;
         match result {
@@ -141,8 +139,7 @@ impl<'c, R: Runtime> RowStream<'c, R> {
 impl<R: Runtime> Drop for RowStream<'_, R> {
     fn drop(&mut self) {
         if !self.done {
-            self.conn.inflight = None;
-            self.conn.wire.core.abandon(self.id);
+            self.conn.abandon(self.id);
         }
     }
 }
