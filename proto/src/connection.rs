@@ -5,15 +5,16 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::encoding::{find_nul, BodyTooLarge};
 use crate::error::{Error, Misuse, ServerFailure};
-use crate::frame::{Deframer, Frame, Limits};
+use crate::frame::{Deframer, Frame};
+use crate::limits::Limits;
 use crate::request::{NodeRole, Request};
 use crate::response::{
     code, type_name, DecodeOptions, ExecResult, File, Metadata, NodeInfo, Response, StmtInfo,
 };
 use crate::rows::RowsBatch;
 use crate::value::{Text, Value};
-use crate::wire::{find_nul, BodyTooLarge};
 
 /// The protocol version word sent first on every connection.
 pub const PROTOCOL_VERSION: u64 = 1;

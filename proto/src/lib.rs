@@ -8,7 +8,7 @@
 //!
 //! * [`Connection`]: one client connection: handshake, OPEN, SQL, prepared statements, cluster
 //!   requests, row streams in batches, abandonment, poisoning.
-//! * [`leader::Discovery`]: finding the leader among a list of nodes.
+//! * [`discovery::Discovery`]: finding the leader among a list of nodes.
 //! * [`Value`], [`RowsBatch`], [`Reply`]: the data model, with zero-copy text and blobs.
 //! * [`Error`]: typed by who is at fault.
 //!
@@ -38,9 +38,11 @@
 
 mod backoff;
 mod connection;
+pub mod discovery;
+mod encoding;
 mod error;
 mod frame;
-pub mod leader;
+mod limits;
 mod request;
 mod response;
 mod rows;
@@ -48,7 +50,6 @@ mod rows;
 pub mod server;
 pub mod sql;
 mod value;
-mod wire;
 
 pub use backoff::Backoff;
 pub use connection::{
@@ -58,7 +59,7 @@ pub use error::{
     Error, LimitExceeded, Malformed, Misuse, ServerFailure, CODE_LEADERSHIP_LOST,
     CODE_LEADERSHIP_LOST_LEGACY, CODE_NOT_LEADER, CODE_NOT_LEADER_LEGACY, CODE_RAFT_NOT_LEADER,
 };
-pub use frame::Limits;
+pub use limits::Limits;
 pub use request::NodeRole;
 pub use response::{ExecResult, File, Metadata, NodeInfo, StmtInfo};
 pub use rows::{RowsBatch, DONE, PART};

@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
+use crate::encoding::{put_message, put_text, put_u32, put_u64, BodyTooLarge};
 use crate::value::Value;
-use crate::wire::{put_message, put_text, put_u32, put_u64, BodyTooLarge};
 
 /// Request type codes.
 pub mod code {

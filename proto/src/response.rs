@@ -3,11 +3,11 @@
 
 use bytes::Bytes;
 
+use crate::encoding::Reader;
 use crate::error::{Error, Malformed, ServerFailure};
 use crate::request::NodeRole;
 use crate::rows::RowsBatch;
 use crate::value::Text;
-use crate::wire::Reader;
 
 /// Response type codes.
 pub mod code {

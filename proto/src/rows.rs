@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 
+use crate::encoding::{pad8, Reader};
 use crate::error::{LimitExceeded, Malformed};
 use crate::value::{Text, Value, ValueType};
-use crate::wire::{pad8, Reader};
 
 /// End marker of a batch that more batches follow.
 pub const PART: u64 = 0xeeee_eeee_eeee_eeee;

@@ -5,22 +5,22 @@
 //! server does and writes replies and frames byte for byte, so that tests can play the server
 //! without one. It follows the wire format, not semver: it may change in any release.
 
+pub use crate::encoding::{BodyTooLarge, Header, WORD};
 pub use crate::frame::{Deframer, Frame};
 pub use crate::request::{code as request_code, Request};
 pub use crate::response::{code as response_code, Response};
-pub use crate::wire::{BodyTooLarge, Header, WORD};
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 
+use crate::encoding::{put_blob, put_message, put_text, put_u32, put_u64, Reader};
 use crate::error::{Error, Malformed};
-use crate::frame::Limits;
+use crate::limits::Limits;
 use crate::request::NodeRole;
 use crate::response::{DecodeOptions, StmtInfo};
 use crate::rows::{RowsBatch, DONE, PART};
 use crate::value::{Value, ValueType};
-use crate::wire::{put_blob, put_message, put_text, put_u32, put_u64, Reader};
 
 /// Decodes one reply frame as a client would see it, with the default limits
 /// ([`Connection`](crate::Connection) does this internally with its own settings).

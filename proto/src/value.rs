@@ -5,8 +5,8 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
+use crate::encoding::Reader;
 use crate::error::Malformed;
-use crate::wire::Reader;
 
 /// UTF-8 text that shares the received frame's memory (no copy).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -35,7 +35,7 @@ impl Text {
         #[allow(unsafe_code)]
         // SAFETY: `self.0` is UTF-8 and immutable. `from_utf8` validates; `from_static` and
         // the `From<String>`/`From<&str>` impls start from `str`; `from_validated` has one
-        // caller, `Reader::text` in wire.rs, which validates unless `find_nul_byte` reports
+        // caller, `Reader::text` in encoding.rs, which validates unless `find_nul_byte` reports
         // every byte before the terminator as ASCII. That flag is what this relies on: the
         // property test `nul_search_and_text_reader_agree_with_the_plain_definitions` (and
         // the exhaustive one beside it) check it against a byte-by-byte reading.
@@ -228,7 +228,7 @@ impl Value {
 
     /// Appends the value's encoding (no type byte).
     pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
-        use crate::wire::{put_blob, put_text, put_u64};
+        use crate::encoding::{put_blob, put_text, put_u64};
         match self {
             Value::Null => put_u64(buf, 0),
             Value::Integer(i) | Value::UnixTime(i) => put_u64(buf, *i as u64),

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dqlite_proto::leader::{
+use dqlite_proto::discovery::{
     Action, Discovery, DiscoveryConfig, DiscoveryError, Leader, Node, NodeOutcome, ProbeId,
     RedirectPolicy,
 };

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dqlite_proto::leader::{DiscoveryConfig, RedirectPolicy};
+use dqlite_proto::discovery::{DiscoveryConfig, RedirectPolicy};
 use dqlite_proto::Limits;
 
 use crate::transport::{DialFn, Dialer};

@@ -11,23 +11,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dqlite_proto::leader::{Action, Discovery, Node, ProbeId, RedirectPolicy};
+use dqlite_proto::discovery::{Action, Discovery, Node, ProbeId, RedirectPolicy};
 use dqlite_proto::{NodeInfo, Reply};
 use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::resolve::resolve;
 use crate::runtime::{timeout, BoxFuture, Runtime};
 use crate::transport::{dial, BoxStream};
-use crate::wire::Wire;
 use tracing::Instrument;
 
 /// What one probe learned.
 struct Probed {
-    wire: Wire<BoxStream>,
+    wire: Driver<BoxStream>,
     /// The address dialled.
     address: String,
     /// The LEADER reply.
@@ -43,7 +43,7 @@ type ProbeResult = (ProbeId, Result<Probed>);
 
 /// One request on a probe's wire.
 async fn ask(
-    wire: &mut Wire<BoxStream>,
+    wire: &mut Driver<BoxStream>,
     f: impl FnOnce(
         &mut dqlite_proto::Connection,
     ) -> std::result::Result<dqlite_proto::RequestId, dqlite_proto::Error>,
@@ -140,7 +140,7 @@ pub(crate) async fn connect_leader<R: Runtime>(
     let work = async {
         let mut discovery = Discovery::new(nodes, last_leader, config.discovery);
         let mut probes: FuturesUnordered<BoxFuture<'static, ProbeResult>> = FuturesUnordered::new();
-        let mut wires: HashMap<ProbeId, Wire<BoxStream>> = HashMap::new();
+        let mut wires: HashMap<ProbeId, Driver<BoxStream>> = HashMap::new();
         let (wire, leader) = loop {
             let mut done = None;
             while let Some(action) = discovery.poll_action(rt.now()) {

@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::Arc;
 
-use dqlite_proto::leader::DiscoveryError;
+use dqlite_proto::discovery::DiscoveryError;
 use dqlite_proto::{NodeInfo, ServerFailure, ValueType};
 
 /// Result with the client's [`Error`].

@@ -31,6 +31,7 @@ mod convert;
 #[cfg(feature = "serde")]
 mod de;
 mod discovery;
+mod driver;
 mod error;
 mod from_row;
 mod lock;
@@ -53,7 +54,6 @@ mod transaction;
 mod transport;
 mod tx_state;
 pub mod types;
-mod wire;
 
 pub use config::Config;
 pub use connection::Connection;
@@ -88,7 +88,7 @@ pub use types::Json;
 #[cfg(feature = "uuid")]
 pub use types::UuidBlob;
 
-pub use dqlite_proto::leader::{
+pub use dqlite_proto::discovery::{
     Discovery, DiscoveryConfig, DiscoveryError, NodeOutcome, RedirectPolicy,
 };
 pub use dqlite_proto::{

@@ -15,14 +15,14 @@ use tracing::Instrument;
 /// (leader, membership, metadata, weight, leadership transfer, membership changes, dumps)
 /// on any node, follower or leader.
 ///
-/// A [`Connection`] opens a database, which servers since dqlite 1.18.2 refuse on
+/// A [`Connection`](crate::Connection) opens a database, which servers since dqlite 1.18.2 refuse on
 /// followers; this handle sends the handshake only, so it reaches every node. Requests that
 /// need the leader (`add_node`, `assign`, `remove_node`, `transfer_leadership`) fail with a
-/// "not leader" server error on a follower ([`Error::is_not_leader`]). The deadlines are
+/// "not leader" server error on a follower ([`Error::is_not_leader`](crate::Error::is_not_leader)). The deadlines are
 /// those of [`Config`]: the dial timeout for connecting, the request timeout for each
-/// answer. A membership change or transfer whose answer is lost is [`Error::Ambiguous`].
+/// answer. A membership change or transfer whose answer is lost is [`Error::Ambiguous`](crate::Error::Ambiguous).
 ///
-/// Like [`Connection`], methods take `&mut self`, and a call whose future is dropped leaves
+/// Like [`Connection`](crate::Connection), methods take `&mut self`, and a call whose future is dropped leaves
 /// the handle usable (the abandoned answer is discarded); a deadline, protocol error or
 /// closed socket breaks it ([`is_broken`](Self::is_broken)).
 ///

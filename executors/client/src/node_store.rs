@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use dqlite_proto::leader::Node;
+use dqlite_proto::discovery::Node;
 use dqlite_proto::NodeRole;
 
 use crate::error::{Error, Result};

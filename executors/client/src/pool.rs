@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_lock::{Semaphore, SemaphoreGuardArc};
-use dqlite_proto::leader::{DiscoveryConfig, Node, RedirectPolicy};
+use dqlite_proto::discovery::{DiscoveryConfig, Node, RedirectPolicy};
 use dqlite_proto::{ExecResult, Value};
 
 use crate::config::Config;

@@ -12,10 +12,10 @@ use dqlite_proto::{
 };
 
 use crate::config::Config;
+use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::runtime::{timeout, Runtime};
 use crate::transport::BoxStream;
-use crate::wire::Wire;
 
 /// Whether a failed request may have taken effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub(crate) enum Effect {
 /// The request plumbing of one node handle.
 pub(crate) struct Session<R: Runtime> {
     rt: R,
-    wire: Wire<BoxStream>,
+    wire: Driver<BoxStream>,
     address: String,
     config: Arc<Config>,
     /// The process that dialled (a forked child must not share the socket).
@@ -54,7 +54,12 @@ impl<R: Runtime> std::fmt::Debug for Session<R> {
 
 impl<R: Runtime> Session<R> {
     /// A session over a wire that completed (or queued) the handshake.
-    pub(crate) fn new(rt: R, wire: Wire<BoxStream>, address: String, config: Arc<Config>) -> Self {
+    pub(crate) fn new(
+        rt: R,
+        wire: Driver<BoxStream>,
+        address: String,
+        config: Arc<Config>,
+    ) -> Self {
         Session {
             rt,
             wire,

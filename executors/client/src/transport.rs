@@ -13,10 +13,10 @@ use std::task::{Context, Poll};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::config::Config;
+use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::resolve::resolve;
 use crate::runtime::{timeout, BoxFuture, Runtime};
-use crate::wire::Wire;
 
 /// A byte stream to a dqlite node: any `futures-io` stream, with two optional hooks that
 /// plain sockets provide and wrappers may forward or decline.
@@ -207,7 +207,7 @@ pub(crate) async fn dial<R: Runtime>(
     rt: &R,
     address: &str,
     config: &Config,
-) -> Result<(Wire<BoxStream>, Option<SocketAddr>)> {
+) -> Result<(Driver<BoxStream>, Option<SocketAddr>)> {
     let work = async {
         let (stream, peer) = connect(rt, address, config).await?;
         #[cfg(feature = "tls")]
@@ -221,7 +221,7 @@ pub(crate) async fn dial<R: Runtime>(
         None => Err(Error::Timeout("dialing")),
         Some(Err(e)) => Err(e),
         Some(Ok((stream, peer))) => {
-            let wire = Wire::new(
+            let wire = Driver::new(
                 stream,
                 config.core(),
                 rt.nap_timer(),

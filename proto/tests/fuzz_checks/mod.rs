@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node, ProbeId, RedirectPolicy};
+use dqlite_proto::discovery::{Action, Discovery, DiscoveryConfig, Node, ProbeId, RedirectPolicy};
 use dqlite_proto::server::Request;
 use dqlite_proto::server::{decode_response, Deframer, Frame, Header, Response, WORD};
 use dqlite_proto::{
@@ -1401,7 +1401,7 @@ impl LeaderModel {
     }
 }
 
-/// `leader::Discovery` driven by an arbitrary script of replies, failures and time: no panic;
+/// `discovery::Discovery` driven by an arbitrary script of replies, failures and time: no panic;
 /// never more probes in flight than `max_in_flight` (nor two to one address); no action
 /// before a backoff deadline; probes only to listed, last-known or followed addresses;
 /// `Done(Ok)` only for a probe whose own reply confirmed it; and once the script ends,

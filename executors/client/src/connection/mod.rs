@@ -13,6 +13,7 @@ use dqlite_proto::{
 
 use crate::config::Config;
 use crate::convert::FromValue;
+use crate::driver::Driver;
 use crate::error::{Error, Misuse, Result};
 use crate::from_row::{rows_as, FromRow};
 use crate::lock::lock;
@@ -26,7 +27,6 @@ use crate::stream::RowStream;
 use crate::transaction::Transaction;
 use crate::transport::{dial, BoxStream};
 use crate::tx_state::{may_roll_back, TxState};
-use crate::wire::Wire;
 use tracing::Instrument;
 
 mod execute;
@@ -113,7 +113,7 @@ impl<R: Runtime> Connection<R> {
     /// Opens the database on a wire that completed the handshake.
     pub(crate) async fn open(
         rt: R,
-        wire: Wire<BoxStream>,
+        wire: Driver<BoxStream>,
         address: String,
         config: Arc<Config>,
     ) -> Result<Connection<R>> {

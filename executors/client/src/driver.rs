@@ -21,7 +21,7 @@ use crate::transport::NodeStream;
 const READ_BUFFER: usize = 64 * 1024;
 
 /// A stream plus the protocol core.
-pub(crate) struct Wire<S> {
+pub(crate) struct Driver<S> {
     stream: S,
     pub(crate) core: Core,
     rbuf: Box<[u8]>,
@@ -33,7 +33,7 @@ pub(crate) struct Wire<S> {
     batches: u32,
 }
 
-impl<S: NodeStream> Wire<S> {
+impl<S: NodeStream> Driver<S> {
     /// Waiting policy: `busy_poll` for replies (only while no other connection counted in
     /// `waiting` waits too), `coalesce` in the middle of a result, napping on `nap`.
     pub(crate) fn new(
@@ -43,8 +43,8 @@ impl<S: NodeStream> Wire<S> {
         busy_poll: Duration,
         waiting: Arc<AtomicUsize>,
         coalesce: Duration,
-    ) -> Wire<S> {
-        Wire {
+    ) -> Driver<S> {
+        Driver {
             stream,
             core: Core::new(config),
             rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
@@ -209,7 +209,7 @@ impl<S: NodeStream> Wire<S> {
 /// The wait for the next event of one request. Dropped before it completes (the caller gave
 /// up), the connection no longer counts as waiting for its server.
 struct NextEvent<'a, S> {
-    wire: &'a mut Wire<S>,
+    wire: &'a mut Driver<S>,
     id: RequestId,
 }
 

@@ -249,7 +249,7 @@ enum Phase {
 ///
 /// ```
 /// use std::time::Instant;
-/// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node};
+/// use dqlite_proto::discovery::{Action, Discovery, DiscoveryConfig, Node};
 /// use dqlite_proto::NodeInfo;
 ///
 /// let nodes = vec![Node::new("127.0.0.1:9001"), Node::new("127.0.0.1:9002")];
@@ -453,7 +453,7 @@ impl Discovery {
     ///
     /// ```
     /// use std::time::Instant;
-    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node};
+    /// use dqlite_proto::discovery::{Action, Discovery, DiscoveryConfig, Node};
     /// use dqlite_proto::NodeInfo;
     ///
     /// let mut d = Discovery::new(vec![Node::new("localhost:9001")], None, DiscoveryConfig::default());
@@ -479,7 +479,7 @@ impl Discovery {
     ///
     /// ```
     /// use std::time::Instant;
-    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node};
+    /// use dqlite_proto::discovery::{Action, Discovery, DiscoveryConfig, Node};
     /// use dqlite_proto::NodeInfo;
     ///
     /// // Seeded with one follower, which names a leader outside the list.
@@ -511,7 +511,7 @@ impl Discovery {
     ///
     /// ```
     /// use std::time::Instant;
-    /// use dqlite_proto::leader::{Action, Discovery, DiscoveryConfig, Node, NodeOutcome};
+    /// use dqlite_proto::discovery::{Action, Discovery, DiscoveryConfig, Node, NodeOutcome};
     ///
     /// let mut d = Discovery::new(vec![Node::new("127.0.0.1:9001")], None, DiscoveryConfig::default());
     /// let Some(Action::Probe { .. }) = d.poll_action(Instant::now()) else { panic!() };
