@@ -166,19 +166,21 @@ fn latency_delays_each_direction() {
     let mut sock = client(&proxy);
     assert_eq!(roundtrip(&mut sock, b"warm"), b"warm");
 
-    let latency = Duration::from_millis(150);
+    // Long enough that a loopback echo on a busy machine is far quicker than two trips,
+    // short enough that two trips stay within the sockets' read timeout.
+    let latency = Duration::from_millis(500);
     proxy.set_latency(latency);
     assert_eq!(proxy.faults().latency, latency);
     let start = Instant::now();
     assert_eq!(roundtrip(&mut sock, b"slow"), b"slow");
     let took = start.elapsed();
     assert!(took >= 2 * latency, "round trip took only {took:?}");
-    assert!(took < Duration::from_secs(2), "round trip took {took:?}");
 
     proxy.set_latency(Duration::ZERO);
     let start = Instant::now();
     assert_eq!(roundtrip(&mut sock, b"fast"), b"fast");
-    assert!(start.elapsed() < latency, "latency still applied");
+    let took = start.elapsed();
+    assert!(took < 2 * latency, "latency still applied: {took:?}");
 }
 
 #[test]
@@ -229,9 +231,10 @@ fn reset_all_sends_rst_to_live_connections_only() {
     assert_eq!(roundtrip(&mut a, b"a"), b"a");
     assert_eq!(roundtrip(&mut b, b"b"), b"b");
 
+    // Resets at once: no wait for traffic or a timeout (the bound is only generous).
     let start = Instant::now();
     proxy.reset_all();
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < Duration::from_secs(10));
     assert_eq!(proxy.live_connections(), 0);
     let mut buf = [0u8; 8];
     for sock in [&mut a, &mut b] {
@@ -275,7 +278,7 @@ fn truncate_after_delivers_exactly_n_bytes_then_eof() {
     proxy.truncate_after(0);
     let start = Instant::now();
     assert_eq!(idle.read(&mut [0u8; 4]).unwrap(), 0);
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < Duration::from_secs(10));
 
     proxy.no_truncation();
     let mut whole = client(&proxy);
