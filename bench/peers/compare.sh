@@ -47,13 +47,13 @@ pids="${cluster_pids[*]}"
       # b inserts 20 000 rows (10 000 one at a time, 10 000 pipelined); go-dqlite's and
       # Python's b, and the floor's, only the first 10 000.
       tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime tokio --workloads b
-      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime tokio --workloads acde
+      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime tokio --workloads acdehij
       tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime tokio --statement-cache 0 --workloads b
       tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime tokio --statement-cache 0 --workloads ad
       tagged "$p" "$pids" 10000 "$out/gobench" -cluster "$followers_first" -workloads b
-      tagged "$p" "$pids" 0 "$out/gobench" -cluster "$followers_first" -workloads acde
+      tagged "$p" "$pids" 0 "$out/gobench" -cluster "$followers_first" -workloads acdehij
       tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime smol --workloads b
-      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime smol --workloads acde
+      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime smol --workloads acdehij
       tagged "$p" "$pids" 10000 "$bench" --cluster "$nodes" --floor --workloads b
       tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --floor --workloads ac
       if [ -n "$py" ]; then

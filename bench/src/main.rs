@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p dqlite-bench -- [--runtime tokio|smol] [--cluster A,B,C]
-//!                                       [--workloads a,b,c,d,e,f] [--floor]
+//!                                       [--workloads a,b,c,d,e,f,h,i,j] [--floor]
 //!                                       [--busy-poll MICROS] [--coalesce MICROS]
 //!                                       [--statement-cache N] [--tls CERT,KEY]
 //! ```
@@ -17,7 +17,12 @@
 //! * d: 2000 `SELECT 1` from 8 tasks over a pool of 8, queries per second;
 //! * e: time to the first result when the first of three addresses is a follower (median of
 //!   5 runs);
-//! * f: streaming 1 000 000 rows, this process's peak resident memory.
+//! * f: streaming 1 000 000 rows, this process's peak resident memory;
+//! * h: 64, then 512 tasks sharing a pool of 8 for 2 s, each acquiring and running
+//!   `SELECT 1` in a loop: queries per second, p50 / p99 of the acquire wait and of the whole
+//!   call, and fairness (the slowest task's calls against the mean);
+//! * i: a 10 MiB BLOB written and read back, MB/s (medians of 5 runs);
+//! * j: a pool of 16 connected from cold and its first query answered (median of 5 runs).
 //!
 //! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
 //! socket instead, to show what the async client adds. `--busy-poll` sets the window of
@@ -210,6 +215,14 @@ fn reset_peak_rss() {
 }
 
 const BIG_ROWS: i64 = 100_000;
+/// Workload h: tasks sharing the pool, its size, and how long they run.
+const H_TASKS: [usize; 2] = [64, 512];
+const H_POOL: usize = 8;
+const H_WINDOW: Duration = Duration::from_secs(2);
+/// Workload i: the BLOB's size (10 MiB).
+const BLOB_BYTES: usize = 10 << 20;
+/// Workload j: the pool connected from cold.
+const J_POOL: usize = 16;
 /// Workloads c and e run this many times in a row; their figures are the medians.
 const C_RUNS: usize = 15;
 const E_RUNS: usize = 5;
@@ -381,6 +394,32 @@ async fn run_client<R: Runtime>(
         });
         futures_util::future::join_all(tasks).await;
         report.num("d_qps", 2000.0 / t.elapsed().as_secs_f64());
+    }
+    if w.contains('h') {
+        for tasks in H_TASKS {
+            contended_pool(rt.clone(), leader, tasks, report).await;
+        }
+    }
+    if w.contains('i') {
+        big_blob(&mut conn, report).await;
+    }
+    if w.contains('j') {
+        let mut times = Vec::new();
+        for _ in 0..E_RUNS {
+            let t = Instant::now();
+            let pool = Pool::new(
+                rt.clone(),
+                &[leader],
+                config(),
+                PoolOptions::new().min_size(J_POOL).max_size(J_POOL),
+            )
+            .await
+            .expect("pool");
+            let _: i64 = pool.fetch_val("SELECT 1", ()).await.expect("select 1");
+            times.push(t.elapsed());
+            pool.close().await;
+        }
+        report.num("j_cold_pool_ms", ms(median(&mut times)));
     }
     if w.contains('e') {
         let mut ordered: Vec<&str> = vec![follower];
@@ -575,6 +614,105 @@ fn find_leader(nodes: &[String]) -> String {
         assert!(Instant::now() < deadline, "no leader among {nodes:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Workload h: `tasks` tasks share a pool of [`H_POOL`] connections for [`H_WINDOW`], each
+/// acquiring a connection and running `SELECT 1` in a loop. Reports throughput, the p50 and
+/// p99 of the acquire wait and of the whole call, and fairness: the slowest task's count of
+/// calls against the mean (1.0: every task served alike).
+async fn contended_pool<R: Runtime>(rt: R, leader: &str, tasks: usize, report: &mut Report) {
+    let pool = Pool::new(
+        rt,
+        &[leader],
+        config(),
+        PoolOptions::new().min_size(H_POOL).max_size(H_POOL),
+    )
+    .await
+    .expect("pool");
+    let start = Instant::now();
+    let work = (0..tasks).map(|_| {
+        let pool = pool.clone();
+        async move {
+            let (mut waits, mut calls) = (Vec::new(), Vec::new());
+            while start.elapsed() < H_WINDOW {
+                let t = Instant::now();
+                let mut c = pool.acquire().await.expect("acquire");
+                waits.push(t.elapsed());
+                let _: i64 = c.fetch_val("SELECT 1", ()).await.expect("select 1");
+                drop(c);
+                calls.push(t.elapsed());
+            }
+            (waits, calls)
+        }
+    });
+    let results = futures_util::future::join_all(work).await;
+    let elapsed = start.elapsed();
+    let counts: Vec<usize> = results.iter().map(|(_, c)| c.len()).collect();
+    let total: usize = counts.iter().sum();
+    let (mut waits, mut calls): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+    for (w, c) in results {
+        waits.extend(w);
+        calls.extend(c);
+    }
+    waits.sort();
+    calls.sort();
+    let mean = total as f64 / tasks as f64;
+    let slowest = counts.iter().copied().min().unwrap_or(0) as f64;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    report.num(
+        &format!("h{tasks}_qps"),
+        total as f64 / elapsed.as_secs_f64(),
+    );
+    report.num(
+        &format!("h{tasks}_acquire_p50_us"),
+        us(percentile(&waits, 0.5)),
+    );
+    report.num(
+        &format!("h{tasks}_acquire_p99_us"),
+        us(percentile(&waits, 0.99)),
+    );
+    report.num(
+        &format!("h{tasks}_call_p50_us"),
+        us(percentile(&calls, 0.5)),
+    );
+    report.num(
+        &format!("h{tasks}_call_p99_us"),
+        us(percentile(&calls, 0.99)),
+    );
+    report.num(
+        &format!("h{tasks}_fairness"),
+        if mean > 0.0 { slowest / mean } else { 0.0 },
+    );
+    pool.close().await;
+}
+
+/// Workload i: one BLOB of [`BLOB_BYTES`] written and read back, [`E_RUNS`] times; MB/s of
+/// the medians.
+async fn big_blob<R: Runtime>(conn: &mut Connection<R>, report: &mut Report) {
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS blobs; CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)",
+    )
+    .await
+    .expect("create blobs");
+    let blob: Vec<u8> = (0..BLOB_BYTES).map(|i| (i % 251) as u8).collect();
+    let (mut writes, mut reads) = (Vec::new(), Vec::new());
+    for run in 0..E_RUNS as i64 {
+        let t = Instant::now();
+        conn.execute("INSERT INTO blobs VALUES (?, ?)", (run, blob.clone()))
+            .await
+            .expect("insert blob");
+        writes.push(t.elapsed());
+        let t = Instant::now();
+        let back: Vec<u8> = conn
+            .fetch_val("SELECT b FROM blobs WHERE id = ?", (run,))
+            .await
+            .expect("select blob");
+        reads.push(t.elapsed());
+        assert_eq!(back.len(), blob.len(), "blob came back short");
+    }
+    let mb = BLOB_BYTES as f64 / 1e6;
+    report.num("i_write_mb_s", mb / median(&mut writes).as_secs_f64());
+    report.num("i_read_mb_s", mb / median(&mut reads).as_secs_f64());
 }
 
 fn main() {

@@ -225,6 +225,23 @@ func main() {
 		wg.Wait()
 		num("d_qps", 2000/time.Since(t).Seconds())
 	}
+	if strings.Contains(w, "h") {
+		for _, tasks := range []int{64, 512} {
+			contendedPool(nodes, tasks, num)
+		}
+	}
+	if strings.Contains(w, "i") {
+		bigBlob(db, num)
+	}
+	if strings.Contains(w, "j") {
+		var times []time.Duration
+		for run := 0; run < eRuns; run++ {
+			t := time.Now()
+			coldPool(nodes)
+			times = append(times, time.Since(t))
+		}
+		num("j_cold_pool_ms", ms(median(times)))
+	}
 	if strings.Contains(w, "e") && len(nodes) > 1 {
 		// The caller passes the follower first. Five runs; the figure is the median.
 		var times []time.Duration
@@ -241,4 +258,145 @@ func main() {
 		num("e_first_result_ms", ms(median(times)))
 	}
 	fmt.Println("{" + strings.Join(out, ",") + "}")
+}
+
+// contendedPool is workload h: tasks goroutines share a database/sql pool of 8 connections
+// for 2 s, each taking a connection and running SELECT 1 in a loop.
+func contendedPool(nodes []string, tasks int, num func(string, float64)) {
+	db := open(nodes)
+	defer db.Close()
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	warm := make([]*sql.Conn, 8)
+	for i := range warm {
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			fail(err)
+		}
+		warm[i] = c
+	}
+	for _, c := range warm {
+		c.Close()
+	}
+	const window = 2 * time.Second
+	start := time.Now()
+	waits := make([][]time.Duration, tasks)
+	calls := make([][]time.Duration, tasks)
+	var wg sync.WaitGroup
+	for g := 0; g < tasks; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			ctx := context.Background()
+			var x int64
+			for time.Since(start) < window {
+				t := time.Now()
+				c, err := db.Conn(ctx)
+				if err != nil {
+					fail(err)
+				}
+				waits[g] = append(waits[g], time.Since(t))
+				if err := c.QueryRowContext(ctx, "SELECT 1").Scan(&x); err != nil {
+					fail(err)
+				}
+				c.Close()
+				calls[g] = append(calls[g], time.Since(t))
+			}
+		}(g)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var allWaits, allCalls []time.Duration
+	total, slowest := 0, -1
+	for g := 0; g < tasks; g++ {
+		allWaits = append(allWaits, waits[g]...)
+		allCalls = append(allCalls, calls[g]...)
+		total += len(calls[g])
+		if slowest < 0 || len(calls[g]) < slowest {
+			slowest = len(calls[g])
+		}
+	}
+	sort.Slice(allWaits, func(i, j int) bool { return allWaits[i] < allWaits[j] })
+	sort.Slice(allCalls, func(i, j int) bool { return allCalls[i] < allCalls[j] })
+	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
+	p := fmt.Sprintf("h%d_", tasks)
+	num(p+"qps", float64(total)/elapsed.Seconds())
+	num(p+"acquire_p50_us", us(percentile(allWaits, 0.5)))
+	num(p+"acquire_p99_us", us(percentile(allWaits, 0.99)))
+	num(p+"call_p50_us", us(percentile(allCalls, 0.5)))
+	num(p+"call_p99_us", us(percentile(allCalls, 0.99)))
+	mean := float64(total) / float64(tasks)
+	fairness := 0.0
+	if mean > 0 {
+		fairness = float64(slowest) / mean
+	}
+	num(p+"fairness", fairness)
+}
+
+// bigBlob is workload i: a 10 MiB BLOB written and read back, five times.
+func bigBlob(db *sql.DB, num func(string, float64)) {
+	if _, err := db.Exec("DROP TABLE IF EXISTS blobs_go"); err != nil {
+		fail(err)
+	}
+	if _, err := db.Exec("CREATE TABLE blobs_go (id INTEGER PRIMARY KEY, b BLOB)"); err != nil {
+		fail(err)
+	}
+	const size = 10 << 20
+	blob := make([]byte, size)
+	for i := range blob {
+		blob[i] = byte(i % 251)
+	}
+	var writes, reads []time.Duration
+	for run := 0; run < eRuns; run++ {
+		t := time.Now()
+		if _, err := db.Exec("INSERT INTO blobs_go VALUES (?, ?)", int64(run), blob); err != nil {
+			fail(err)
+		}
+		writes = append(writes, time.Since(t))
+		t = time.Now()
+		var back []byte
+		if err := db.QueryRow("SELECT b FROM blobs_go WHERE id = ?", int64(run)).Scan(&back); err != nil {
+			fail(err)
+		}
+		reads = append(reads, time.Since(t))
+		if len(back) != size {
+			fail(fmt.Errorf("blob came back with %d bytes", len(back)))
+		}
+	}
+	mb := float64(size) / 1e6
+	num("i_write_mb_s", mb/median(writes).Seconds())
+	num("i_read_mb_s", mb/median(reads).Seconds())
+}
+
+// coldPool is one run of workload j: a new pool of 16 connections, all connected at once,
+// and one query answered.
+func coldPool(nodes []string) {
+	db := open(nodes)
+	defer db.Close()
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	conns := make([]*sql.Conn, 16)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := db.Conn(context.Background())
+			if err != nil {
+				fail(err)
+			}
+			if err := c.PingContext(context.Background()); err != nil {
+				fail(err)
+			}
+			conns[i] = c
+		}(i)
+	}
+	wg.Wait()
+	var x int64
+	if err := db.QueryRow("SELECT 1").Scan(&x); err != nil {
+		fail(err)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
 }

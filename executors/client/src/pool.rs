@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_lock::{Semaphore, SemaphoreGuardArc};
+// Fair (first come, first served) and independent of any runtime; a pool whose releasing
+// task could take its permit straight back would starve the tasks queued behind it.
 use dqlite_proto::discovery::{DiscoveryConfig, Node, RedirectPolicy};
 use dqlite_proto::{ExecResult, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 use crate::connection::Connection;
@@ -259,7 +261,12 @@ impl<R: Runtime> Pool<R> {
             return Err(Error::Pool("the pool is closed"));
         }
         let work = async {
-            let permit = inner.permits.acquire_arc().await;
+            let permit = inner
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Pool("the pool is closed"))?;
             let reused = loop {
                 let candidate = lock(&inner.idle).pop();
                 let Some(mut c) = candidate else { break None };
@@ -503,7 +510,7 @@ fn retryable(e: &Error) -> bool {
 pub struct PooledConnection<R: Runtime> {
     conn: Option<Connection<R>>,
     pool: Arc<Inner<R>>,
-    _permit: SemaphoreGuardArc,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl<R: Runtime> std::fmt::Debug for PooledConnection<R> {
