@@ -31,8 +31,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use dqlite_blocking::BlockingConn;
 use dqlite_client::{Config, Connection, Pool, PoolOptions, Runtime, Value};
-use dqlite_tests::blocking::BlockingConn;
 use dqlite_tests::harness::Cluster;
 
 struct Args {
