@@ -20,7 +20,7 @@
 //! * f: streaming 1 000 000 rows, this process's peak resident memory.
 //!
 //! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
-//! socket instead, to show what the async client adds. `--busy-poll` sets the window of
+//! socket instead (`dqlite-blocking`'s `BlockingConn`), to show what the async client adds. `--busy-poll` sets the window of
 //! [`Config::busy_poll`] and `--coalesce` the interval of [`Config::stream_coalesce`] (0 turns
 //! either off), for the client and the floor alike. `--statement-cache` sets the client's
 //! [`Config::statement_cache`] capacity (0: every statement sent as text, as before).

@@ -44,17 +44,30 @@ fn run(addresses: &[&str], database: &str) -> dqlite_blocking::Result<()> {
 
     let count = client.prepare("SELECT count(*) FROM visits WHERE who = ?")?;
     let rows = client.query_prepared(&count, &[Value::Text("ada".into())])?;
-    println!(
-        "ada visited {:?} time(s)",
-        rows.get(0).and_then(|r| r.first())
-    );
+    let visits = rows
+        .get(0)
+        .and_then(|r| r.first())
+        .map_or_else(String::new, show);
+    println!("ada visited {visits} time(s)");
     client.finalize(count)?;
 
     let rows = client.query("SELECT id, who FROM visits ORDER BY id DESC LIMIT 5", &[])?;
     println!("{}", rows.columns().join("\t"));
     for row in rows.iter() {
-        let cells: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+        let cells: Vec<String> = row.iter().map(show).collect();
         println!("{}", cells.join("\t"));
     }
     Ok(())
+}
+
+/// A value as text.
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "NULL".to_owned(),
+        Value::Integer(i) | Value::UnixTime(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Text(t) | Value::Iso8601(t) => t.to_string(),
+        Value::Blob(b) => format!("{} bytes", b.len()),
+        Value::Boolean(b) => b.to_string(),
+    }
 }
