@@ -11,6 +11,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,10 @@ struct Tmux {
 impl Tmux {
     fn start(command: &[&str]) -> Tmux {
         ensure_tmux();
-        let socket = format!("dqlite-shell-test-{}", std::process::id());
+        // One tmux server per session: the tests of this file run in parallel.
+        static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let socket = format!("dqlite-shell-test-{}-{n}", std::process::id());
         let tmux = Tmux { socket };
         let mut args = vec![
             "new-session",
@@ -377,4 +381,51 @@ fn interactive_session_in_a_terminal() {
         );
     }
     assert!(!Path::new(&home.path().join(".dqlite_shell_history")).exists());
+}
+
+/// The wait for an interrupted statement is bounded by `--timeout`: past it, the shell
+/// closes that connection, says so, and runs the next statement on a new one.
+#[test]
+fn the_wait_for_an_interrupted_statement_ends_at_the_timeout() {
+    let (cluster, _) = cluster();
+    let s = servers(&cluster);
+    let home = tempfile::tempdir().unwrap();
+    let home_env = format!("HOME={}", home.path().display());
+    let tmux = Tmux::start(&[
+        "env",
+        &home_env,
+        "XDG_STATE_HOME=",
+        "TERM=xterm",
+        BIN,
+        "-s",
+        &s,
+        "--timeout",
+        "3",
+    ]);
+    tmux.wait_prompt();
+    tmux.line(".mode csv");
+    tmux.wait_prompt();
+    // Far more rows than the server sends in 3 s.
+    tmux.line(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000000) \
+         SELECT x FROM c;",
+    );
+    tmux.wait_for("rows streaming", streaming);
+    tmux.key("C-c");
+    tmux.wait_text("interrupted");
+    tmux.wait_prompt();
+    tmux.clear();
+    tmux.line("SELECT 'on a new connection';");
+    let screen = tmux.wait_text("on a new connection\n");
+    assert!(
+        screen.contains(
+            "the connection was lost while the server finished the interrupted statement"
+        ),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("reconnected to the leader at 127.0.0.1:"),
+        "{screen}"
+    );
+    tmux.wait_prompt();
 }
