@@ -40,6 +40,9 @@
 //!
 //! `examples/quickstart.rs` runs this against a cluster:
 //! `cargo run -p dqlite-blocking --example quickstart -- 127.0.0.1:9001`.
+//! `examples/event_loop.rs` drives the core itself on non-blocking sockets in a `poll(2)`
+//! loop, several connections on one thread:
+//! `cargo run -p dqlite-blocking --example event_loop -- 127.0.0.1:9001 4`.
 
 #![warn(missing_docs)]
 
