@@ -15,7 +15,7 @@
 //!   example of driving the core from an event loop of one's own.
 //!
 //! Connections are TCP (`HOST:PORT`); with the `tls` feature, over rustls
-//! ([`Config::tls`], [`BlockingConn::connect_tls`]).
+//! (`Config::tls`, `BlockingConn::connect_tls`).
 //!
 //! ```no_run
 //! use dqlite_blocking::{Client, Config};
