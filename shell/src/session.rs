@@ -166,15 +166,20 @@ impl Session {
         };
         // The client reads the answers owed to abandoned requests before the answer to a
         // new one: a harmless question is answered once the connection is clear.
+        let in_transaction = conn.in_transaction();
         let result = conn.leader().await;
         self.settling = false;
         if let Err(e) = result {
             if conn.is_broken() {
                 self.conn = None;
-                self.notice = Some(format!(
+                let mut notice = format!(
                     "the connection was lost while the server finished the interrupted \
                      statement ({e})"
-                ));
+                );
+                if in_transaction {
+                    notice.push_str("; the open transaction is rolled back");
+                }
+                self.notice = Some(notice);
             }
         }
     }
