@@ -25,7 +25,7 @@
 //! * j: a pool of 16 connected from cold and its first query answered (median of 5 runs).
 //!
 //! `--floor` runs a, b (one at a time) and c through the bare protocol core over a blocking
-//! socket instead, to show what the async client adds. `--busy-poll` sets the window of
+//! socket instead (`dqlite-blocking`'s `BlockingConn`), to show what the async client adds. `--busy-poll` sets the window of
 //! [`Config::busy_poll`] and `--coalesce` the interval of [`Config::stream_coalesce`] (0 turns
 //! either off), for the client and the floor alike. `--statement-cache` sets the client's
 //! [`Config::statement_cache`] capacity (0: every statement sent as text, as before).
@@ -36,8 +36,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use dqlite_blocking::BlockingConn;
 use dqlite_client::{Config, Connection, Pool, PoolOptions, Runtime, Value};
-use dqlite_tests::blocking::BlockingConn;
 use dqlite_tests::harness::Cluster;
 
 struct Args {

@@ -40,7 +40,13 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
         } else {
             PROMPT
         };
-        let line = match editor.readline(prompt) {
+        let (returned, read) = read_line(runtime, session, editor, prompt);
+        let Some(returned) = returned else {
+            eprintln!("dqlite-shell: line editing failed");
+            return ExitCode::FAILURE;
+        };
+        editor = returned;
+        let line = match read {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
                 reader.clear();
@@ -60,7 +66,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
             Input::Sql(s) => s.trim(),
         };
         let _ = editor.add_history_entry(entry);
-        // Ctrl-C while a statement runs drops its future.
+        // Ctrl-C while a statement runs drops its future; the session keeps the connection.
         let outcome = runtime.block_on(async {
             tokio::select! {
                 result = session.run(&input, &mut out) => Some(result),
@@ -69,13 +75,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
         });
         let _ = out.flush();
         match outcome {
-            None => {
-                if session.disconnect() {
-                    eprintln!("interrupted; the open transaction is rolled back");
-                } else {
-                    eprintln!("interrupted");
-                }
-            }
+            None => eprintln!("{}", session.interrupt()),
             Some(Ok(Flow::Continue)) => {}
             Some(Ok(Flow::Quit)) => break,
             Some(Err(e)) => eprintln!("Error: {e}"),
@@ -90,6 +90,42 @@ pub fn run(runtime: &tokio::runtime::Runtime, session: &mut Session) -> ExitCode
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Reads a line. Meanwhile the connection reads the rest of an interrupted statement's
+/// answer, so that it is ready for the next one. Returns the editor (`None` if the thread
+/// reading the line failed) and what was read.
+fn read_line(
+    runtime: &tokio::runtime::Runtime,
+    session: &mut Session,
+    mut editor: DefaultEditor,
+    prompt: &'static str,
+) -> (Option<DefaultEditor>, rustyline::Result<String>) {
+    runtime.block_on(async {
+        let mut reading = tokio::task::spawn_blocking(move || {
+            let read = editor.readline(prompt);
+            (editor, read)
+        });
+        if session.is_settling() {
+            tokio::select! {
+                done = &mut reading => return finished(done),
+                () = session.settle() => {}
+            }
+        }
+        finished(reading.await)
+    })
+}
+
+fn finished(
+    done: Result<(DefaultEditor, rustyline::Result<String>), tokio::task::JoinError>,
+) -> (Option<DefaultEditor>, rustyline::Result<String>) {
+    match done {
+        Ok((editor, read)) => (Some(editor), read),
+        Err(e) => (
+            None,
+            Err(ReadlineError::Io(io::Error::other(e.to_string()))),
+        ),
+    }
 }
 
 fn save_history(editor: &mut DefaultEditor, path: &PathBuf) -> Result<(), ReadlineError> {

@@ -3,13 +3,17 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dqlite_tokio::{Config, Connection, Error, Value};
 
 use crate::commands::{self, Command, NodeRef};
 use crate::format::{render, Mode, Rendering};
 use crate::input::{self, Input};
+
+/// How long the wait for an interrupted statement's end may last before the shell says
+/// that it waits.
+const SETTLE_QUIETLY: Duration = Duration::from_millis(300);
 
 /// Output settings that dot commands change.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +50,13 @@ pub struct Session {
     conn: Option<Connection>,
     /// Whether a connection was made before (so that the next one is a reconnection).
     connected_once: bool,
+    /// A statement on `conn` was interrupted and the connection may still be reading the
+    /// rest of its answer (see [`Session::interrupt`]).
+    settling: bool,
+    /// Said before the next input runs (what happened to the connection meanwhile).
+    notice: Option<String>,
+    /// The running statement is a write (the server carries it out even if interrupted).
+    writing: bool,
     /// The output settings.
     pub settings: Settings,
 }
@@ -58,6 +69,9 @@ impl Session {
             config,
             conn: None,
             connected_once: false,
+            settling: false,
+            notice: None,
+            writing: false,
             settings,
         }
     }
@@ -65,6 +79,9 @@ impl Session {
     /// Runs one input: every statement of an SQL text in turn (stopping at the first
     /// error), or a dot command. Results go to `out`, notices to stderr.
     pub async fn run(&mut self, input: &Input, out: &mut dyn Write) -> Result<Flow, String> {
+        if let Some(notice) = self.notice.take() {
+            eprintln!("{notice}");
+        }
         match input {
             Input::Command(line) => {
                 let command = commands::parse(line)?;
@@ -89,19 +106,104 @@ impl Session {
         }
     }
 
-    /// Closes the connection; the next statement connects again through discovery.
-    /// Returns whether a transaction was open on it (the server rolls it back).
+    /// Called when Ctrl-C dropped the running input; returns what to tell the user.
     ///
-    /// After an interrupted statement the connection would stay usable, but only once the
-    /// server has finished that statement and sent the rest of its rows, which the client
-    /// then drains: for a large result that takes as long as the statement would have.
-    /// A new connection goes to whichever node leads without waiting for that.
-    pub fn disconnect(&mut self) -> bool {
-        self.conn.take().is_some_and(|c| c.in_transaction())
+    /// The connection is kept. dqlite servers cannot stop a statement part-way: a query
+    /// runs to its end (the server reads the INTERRUPT that follows an abandoned query only
+    /// after sending its last rows), and a write that reached the server is carried out.
+    /// The client drops what the server still sends, and the connection serves the next
+    /// statement once the server is done ([`settle`](Self::settle) waits for that).
+    ///
+    /// Interrupted again while it still waits for an earlier interrupted statement, the
+    /// session closes the connection instead (the server stops a query when sending one
+    /// of its next batches fails) and the next statement connects again.
+    pub fn interrupt(&mut self) -> String {
+        let Some(conn) = &self.conn else {
+            self.settling = false;
+            self.writing = false;
+            return "interrupted".to_owned();
+        };
+        if !self.settling {
+            self.settling = true;
+            let mut message = "interrupted".to_owned();
+            if std::mem::take(&mut self.writing) {
+                message.push_str("; a write the server received still takes effect");
+            }
+            if conn.in_transaction() {
+                message.push_str("; the transaction stays open");
+            }
+            return message;
+        }
+        self.writing = false;
+        let in_transaction = conn.in_transaction();
+        self.conn = None;
+        self.settling = false;
+        let mut message = "interrupted; the connection is closed (it was still finishing the \
+                           statement interrupted before), the next statement connects again"
+            .to_owned();
+        if in_transaction {
+            message.push_str("; the open transaction is rolled back");
+        }
+        message
+    }
+
+    /// True while the connection may still be receiving the rest of an interrupted
+    /// statement's answer.
+    pub fn is_settling(&self) -> bool {
+        self.settling
+    }
+
+    /// Waits until the server has finished the interrupted statement and the connection
+    /// has read the rest of its answer, within the request timeout. A connection that fails
+    /// meanwhile is closed: the next statement connects again.
+    pub async fn settle(&mut self) {
+        if !self.settling {
+            return;
+        }
+        let Some(conn) = &mut self.conn else {
+            self.settling = false;
+            return;
+        };
+        // The client reads the answers owed to abandoned requests before the answer to a
+        // new one: a harmless question is answered once the connection is clear.
+        let in_transaction = conn.in_transaction();
+        let result = conn.leader().await;
+        self.settling = false;
+        if let Err(e) = result {
+            if conn.is_broken() {
+                self.conn = None;
+                let mut notice = format!(
+                    "the connection was lost while the server finished the interrupted \
+                     statement ({e})"
+                );
+                if in_transaction {
+                    notice.push_str("; the open transaction is rolled back");
+                }
+                self.notice = Some(notice);
+            }
+        }
     }
 
     /// The connection to the leader, made (again) through discovery if there is none.
     async fn connection(&mut self) -> Result<&mut Connection, Error> {
+        if self.settling {
+            let settle = self.settle();
+            tokio::pin!(settle);
+            // Said only when the wait is noticeable.
+            if tokio::time::timeout(SETTLE_QUIETLY, &mut settle)
+                .await
+                .is_err()
+            {
+                eprintln!(
+                    "waiting for the server to finish the interrupted statement \
+                     (Ctrl-C: close the connection instead)"
+                );
+                settle.await;
+            }
+        }
+        if let Some(notice) = self.notice.take() {
+            eprintln!("{notice}");
+        }
         if self.conn.as_ref().is_some_and(|c| c.is_broken()) {
             self.conn = None;
         }
@@ -124,6 +226,13 @@ impl Session {
     /// was lost or its node no longer leads (outside a transaction, before any row was
     /// printed) is tried once more on the leader found again.
     async fn statement(&mut self, sql: &str, out: &mut dyn Write) -> Result<(), String> {
+        self.writing = !input::returns_rows(sql);
+        let result = self.run_statement(sql, out).await;
+        self.writing = false;
+        result
+    }
+
+    async fn run_statement(&mut self, sql: &str, out: &mut dyn Write) -> Result<(), String> {
         let settings = self.settings;
         let mut retried = false;
         loop {

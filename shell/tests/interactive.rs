@@ -1,7 +1,8 @@
 //! The interactive shell in a pseudo-terminal (a detached tmux session) against a real
 //! 3-node cluster: multi-line statements, the table, Ctrl-C at the prompt and during
-//! statements (one streaming rows, one keeping the server busy), a leader killed between
-//! two statements, Ctrl-D and the history file.
+//! statements (streaming rows, on the same connection afterwards; twice, closing it; one
+//! keeping the server busy), a leader killed between two statements, Ctrl-D and the
+//! history file.
 //!
 //! Needs `tmux`; when it is missing the test installs it with apt-get (which needs root)
 //! or fails saying how to install it.
@@ -10,6 +11,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,12 @@ use support::{cluster, servers, BIN};
 
 /// The longest wait for the screen to show something.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The longest wait for the server to finish an interrupted query (a few million rows).
+const FINISH_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The shell's `--timeout`: long enough for the server to finish an interrupted query.
+const REQUEST_TIMEOUT: &str = "180";
 
 /// A detached tmux session on its own server socket, killed on drop.
 struct Tmux {
@@ -26,7 +34,10 @@ struct Tmux {
 impl Tmux {
     fn start(command: &[&str]) -> Tmux {
         ensure_tmux();
-        let socket = format!("dqlite-shell-test-{}", std::process::id());
+        // One tmux server per session: the tests of this file run in parallel.
+        static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let socket = format!("dqlite-shell-test-{}-{n}", std::process::id());
         let tmux = Tmux { socket };
         let mut args = vec![
             "new-session",
@@ -85,14 +96,19 @@ impl Tmux {
 
     /// Waits until the screen satisfies `ok`; returns it.
     fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        self.wait_for_within(SCREEN_TIMEOUT, what, ok)
+    }
+
+    /// Waits up to `limit` until the screen satisfies `ok`; returns it.
+    fn wait_for_within(&self, limit: Duration, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
             if ok(&screen) {
                 return screen;
             }
             if Instant::now() > deadline {
-                panic!("the screen did not show {what} within {SCREEN_TIMEOUT:?}:\n{screen}");
+                panic!("the screen did not show {what} within {limit:?}:\n{screen}");
             }
             thread::sleep(Duration::from_millis(100));
         }
@@ -103,15 +119,15 @@ impl Tmux {
         self.wait_for(&format!("{text:?}"), |s| s.contains(text))
     }
 
+    /// Clears the screen (Ctrl-L at the prompt), so that later waits see only new output.
+    fn clear(&self) {
+        self.key("C-l");
+        self.wait_for("a cleared screen", |s| s.trim() == "dqlite>");
+    }
+
     /// Waits until the last non-empty line of the screen is the bare prompt.
     fn wait_prompt(&self) -> String {
-        self.wait_for("the prompt", |s| {
-            s.lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(str::trim_end)
-                == Some("dqlite>")
-        })
+        self.wait_for("the prompt", at_prompt)
     }
 
     fn is_running(&self) -> bool {
@@ -125,6 +141,23 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.command(&["kill-server"]);
     }
+}
+
+/// Whether the last non-empty line of the screen is the bare prompt.
+fn at_prompt(screen: &str) -> bool {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::trim_end)
+        == Some("dqlite>")
+}
+
+/// Whether a query's rows are on the screen (a line that is a number above 1000).
+fn streaming(screen: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.trim().parse::<u64>().is_ok_and(|n| n > 1000))
 }
 
 /// Makes sure `tmux` runs: installs it with apt-get if it is missing and we are root.
@@ -172,7 +205,7 @@ fn interactive_session_in_a_terminal() {
         "-s",
         &s,
         "--timeout",
-        "60",
+        REQUEST_TIMEOUT,
     ]);
     tmux.wait_prompt();
 
@@ -198,28 +231,77 @@ fn interactive_session_in_a_terminal() {
     tmux.wait_text("|     101 |");
     tmux.wait_prompt();
 
-    // Ctrl-C during a long statement stops it; the prompt comes back and the next
-    // statement is answered (on a new connection: the old one would first drain the
-    // rest of the result). The statement streams rows (the server works batch by batch,
-    // so it keeps leading while it runs); csv mode writes them as they come.
+    // Ctrl-C during a long query stops it and keeps the connection. The server cannot
+    // stop a query part-way: it runs it to its end while the connection reads and drops
+    // the rest of the rows (at the prompt meanwhile), and the next statement runs once it
+    // is done. Proof that it runs on the same connection: a TEMP table (which only that
+    // connection sees) is still there, the transaction open before the Ctrl-C commits,
+    // and the shell never says it connected again. The query streams rows (csv mode
+    // writes them as they come).
+    tmux.line("CREATE TEMP TABLE kept (x INTEGER);");
+    tmux.wait_prompt();
+    tmux.line("INSERT INTO kept VALUES (4141);");
+    tmux.wait_text("1 row affected");
+    tmux.wait_prompt();
+    tmux.line("BEGIN;");
+    tmux.wait_prompt();
+    tmux.line("INSERT INTO t VALUES (3, 'in the transaction');");
+    tmux.wait_prompt();
     tmux.line(".mode csv");
     tmux.wait_prompt();
+    tmux.clear();
     tmux.line(
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000000) \
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 3000000) \
          SELECT x FROM c;",
     );
-    tmux.wait_for("rows streaming", |s| {
-        s.lines()
-            .any(|l| l.trim().parse::<u64>().is_ok_and(|n| n > 1000))
-    });
+    tmux.wait_for("rows streaming", streaming);
     tmux.key("C-c");
-    let screen = tmux.wait_text("interrupted");
+    let screen = tmux.wait_text("interrupted; the transaction stays open");
     assert!(
-        !screen.lines().any(|l| l.trim() == "100000000"),
+        !screen.lines().any(|l| l.trim() == "3000000"),
         "the statement ran to its end:\n{screen}"
     );
     tmux.wait_prompt();
     tmux.line(".mode table");
+    tmux.wait_prompt();
+    // COMMIT waits until the server has finished the query.
+    tmux.line("COMMIT;");
+    tmux.wait_for_within(FINISH_TIMEOUT, "the prompt after COMMIT", |s| {
+        s.contains("dqlite> COMMIT;") && at_prompt(s)
+    });
+    tmux.clear();
+    tmux.line("SELECT x AS kept_value FROM kept;");
+    let screen = tmux.wait_text("|       4141 |");
+    assert!(screen.contains("| kept_value |"), "{screen}");
+    tmux.wait_prompt();
+    tmux.line("SELECT s AS committed FROM t WHERE x = 3;");
+    tmux.wait_text("| in the transaction |");
+    let screen = tmux.wait_prompt();
+    assert!(!screen.contains("reconnected"), "{screen}");
+    assert!(!screen.contains("Error"), "{screen}");
+
+    // A query too long to wait for: after Ctrl-C the next statement waits for the server
+    // to finish it and says so; Ctrl-C again closes the connection (the server stops the
+    // query at its next batch), and the next statement connects again, without the TEMP
+    // table of the old connection.
+    tmux.line(".mode csv");
+    tmux.wait_prompt();
+    tmux.clear();
+    tmux.line(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000000) \
+         SELECT x FROM c;",
+    );
+    tmux.wait_for("rows streaming", streaming);
+    tmux.key("C-c");
+    tmux.wait_text("interrupted");
+    tmux.wait_prompt();
+    tmux.line(".mode table");
+    tmux.wait_prompt();
+    tmux.clear();
+    tmux.line("SELECT 4242 AS after_interrupt;");
+    tmux.wait_text("waiting for the server to finish the interrupted statement");
+    tmux.key("C-c");
+    tmux.wait_text("the connection is closed");
     tmux.wait_prompt();
     tmux.line("SELECT 4242 AS after_interrupt;");
     let screen = tmux.wait_text("|            4242 |");
@@ -228,19 +310,27 @@ fn interactive_session_in_a_terminal() {
         "{screen}"
     );
     tmux.wait_prompt();
+    tmux.line("SELECT x FROM kept;");
+    tmux.wait_text("no such table: kept");
+    tmux.wait_prompt();
+
     // Ctrl-C during a statement that keeps the server busy without sending anything (the
-    // count takes the node seconds): the prompt comes back at once, and the next statement
-    // is answered once the node is done or another node leads (the busy node sends no
-    // heartbeats meanwhile).
+    // count takes the node seconds, in one step): the prompt comes back at once, and the
+    // next statement is answered once the node is done (then on another node if leadership
+    // moved meanwhile: the busy node sends no heartbeats).
+    tmux.clear();
     tmux.line(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 20000000) \
          SELECT count(*) AS n FROM c;",
     );
     thread::sleep(Duration::from_millis(300));
     tmux.key("C-c");
+    tmux.wait_text("interrupted");
     tmux.wait_prompt();
     tmux.line("SELECT 4343 AS after_count;");
-    let screen = tmux.wait_text("|        4343 |");
+    let screen = tmux.wait_for_within(FINISH_TIMEOUT, "the answer after the count", |s| {
+        s.contains("|        4343 |")
+    });
     assert!(
         !screen.contains("| 20000000 |"),
         "the count ran to its end:\n{screen}"
@@ -291,4 +381,51 @@ fn interactive_session_in_a_terminal() {
         );
     }
     assert!(!Path::new(&home.path().join(".dqlite_shell_history")).exists());
+}
+
+/// The wait for an interrupted statement is bounded by `--timeout`: past it, the shell
+/// closes that connection, says so, and runs the next statement on a new one.
+#[test]
+fn the_wait_for_an_interrupted_statement_ends_at_the_timeout() {
+    let (cluster, _) = cluster();
+    let s = servers(&cluster);
+    let home = tempfile::tempdir().unwrap();
+    let home_env = format!("HOME={}", home.path().display());
+    let tmux = Tmux::start(&[
+        "env",
+        &home_env,
+        "XDG_STATE_HOME=",
+        "TERM=xterm",
+        BIN,
+        "-s",
+        &s,
+        "--timeout",
+        "3",
+    ]);
+    tmux.wait_prompt();
+    tmux.line(".mode csv");
+    tmux.wait_prompt();
+    // Far more rows than the server sends in 3 s.
+    tmux.line(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000000) \
+         SELECT x FROM c;",
+    );
+    tmux.wait_for("rows streaming", streaming);
+    tmux.key("C-c");
+    tmux.wait_text("interrupted");
+    tmux.wait_prompt();
+    tmux.clear();
+    tmux.line("SELECT 'on a new connection';");
+    let screen = tmux.wait_text("on a new connection\n");
+    assert!(
+        screen.contains(
+            "the connection was lost while the server finished the interrupted statement"
+        ),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("reconnected to the leader at 127.0.0.1:"),
+        "{screen}"
+    );
+    tmux.wait_prompt();
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use dqlite_proto::{NodeInfo, NodeRole};
 
-use crate::blocking::BlockingConn;
 use crate::harness::Cluster;
+use dqlite_blocking::BlockingConn;
 
 /// How long a cluster may take to elect a leader and promote its voters.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -3,8 +3,6 @@
 //! * [`harness`] starts and controls real dqlite clusters (processes, ports, data
 //!   directories);
 //! * [`cancel`] drops futures after a chosen number of polls;
-//! * [`blocking`] drives the protocol core over a blocking socket (also the example of
-//!   embedding the core without a runtime);
 //! * [`fake_server`] is a scripted fake node on loopback TCP (slow answers, silence);
 //! * [`nodes`] builds and runs the repository's own node program, `tlsnode`: clusters over
 //!   mutual TLS ([`nodes::TlsCluster`]) or plaintext, readiness from the nodes' status lines,
@@ -17,7 +15,6 @@
 
 #![warn(missing_docs)]
 
-pub mod blocking;
 pub mod cancel;
 mod cluster_state;
 pub mod fake_server;

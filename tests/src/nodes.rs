@@ -139,7 +139,7 @@ impl ServerCommand {
     }
 
     /// `tlsnode` in plaintext: the wire protocol as `dqlite-demo` speaks it, so the plaintext
-    /// helpers ([`Cluster::wait_ready`], [`BlockingConn`](crate::blocking::BlockingConn))
+    /// helpers ([`Cluster::wait_ready`], [`BlockingConn`](dqlite_blocking::BlockingConn))
     /// work. Builds the program if needed.
     pub fn plain_node() -> Self {
         Self {

@@ -1,7 +1,8 @@
 //! Cancellation at every point: each public operation's future is dropped after N polls,
 //! for every N until it completes, against the fake node and a real cluster. After each
 //! drop the same connection (or pool) must answer a fresh query with its own result, never
-//! a stale one, and the pool must account for every connection.
+//! a stale one, and the pool must account for every connection. Also what the server does
+//! with an abandoned query (it runs it to its end).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -220,5 +221,55 @@ fn cancellation_against_real_node_in_one_byte_slices() {
         create_tables(&mut conn).await;
         proxy.slice_writes(true);
         connection_ops(&mut conn, true).await;
+    });
+}
+
+/// What a dqlite server does with an abandoned query: it runs it to its end. The server
+/// reads nothing from a connection while it sends a result, so the INTERRUPT the client
+/// queues behind the abandoned query is read only after the last batch: every byte of the
+/// result crosses the wire (counted by a proxy in front of the leader), and the connection
+/// then answers the next query. The result (about 80 MB) is far larger than what the
+/// sockets between the server and the client can buffer, so a server that stopped at the
+/// INTERRUPT would have sent much less.
+#[test]
+fn an_abandoned_query_runs_to_its_end_on_the_server() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_ready(3);
+    let proxy = dqlite_tests::proxy::Proxy::start(cluster.db_address(leader));
+    let address = proxy.address().to_string();
+    let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 2000000) \
+               SELECT x, 'row number ' || x FROM c";
+    smol::block_on(async {
+        let config = Config::new()
+            .database("abandoned")
+            .request_timeout(std::time::Duration::from_secs(300));
+        let mut conn = Connection::connect(Smol, &address, config).await.unwrap();
+        answers_fresh(&mut conn).await;
+
+        // The whole result, read.
+        let before = proxy.bytes_to_client();
+        let mut stream = conn.stream(sql, ()).await.unwrap();
+        let mut rows = 0usize;
+        while let Some(batch) = stream.next_batch().await.unwrap() {
+            rows += batch.len();
+        }
+        drop(stream);
+        let whole = proxy.bytes_to_client() - before;
+        assert_eq!(rows, 2_000_000);
+
+        // The same query, abandoned after its first batch; the next query waits for the
+        // rest of the result to be read and dropped.
+        let before = proxy.bytes_to_client();
+        let mut stream = conn.stream(sql, ()).await.unwrap();
+        let first = stream.next_batch().await.unwrap().expect("a first batch");
+        assert!(!first.is_last(), "the result fits in one batch");
+        drop(stream);
+        answers_fresh(&mut conn).await;
+        let abandoned = proxy.bytes_to_client() - before;
+        assert!(
+            abandoned >= whole,
+            "the server stopped the abandoned query: {abandoned} bytes sent, the whole \
+             result is {whole}"
+        );
     });
 }

@@ -7,8 +7,8 @@
 //! `dqlite_tests::harness`, "Server generations".
 
 use bytes::Bytes;
+use dqlite_blocking::{BlockingConn, CallError};
 use dqlite_proto::{Error, Misuse, Reply, Value, ValueType};
-use dqlite_tests::blocking::{BlockingConn, CallError};
 use dqlite_tests::harness::{self, Cluster};
 
 fn rows_of(replies: Vec<Reply>) -> (Vec<String>, Vec<Vec<Value>>, usize) {

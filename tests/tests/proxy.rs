@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use dqlite_blocking::{BlockingConn, CallError};
 use dqlite_proto::{Config, Reply};
-use dqlite_tests::blocking::{BlockingConn, CallError};
 use dqlite_tests::harness::{reserve_loopback_addr, Cluster};
 use dqlite_tests::proxy::{Faults, Proxy};
 

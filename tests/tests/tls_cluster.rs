@@ -11,8 +11,8 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixStream};
 use std::time::Duration;
 
+use dqlite_blocking::BlockingConn;
 use dqlite_proto::{Reply, Value};
-use dqlite_tests::blocking::BlockingConn;
 use dqlite_tests::harness::{Cluster, ServerCommand};
 use dqlite_tests::nodes::{shell, unix_front_name, NodeStatus, TlsCluster};
 use dqlite_tests::tls::{Identity, PemFiles};

@@ -105,8 +105,8 @@ fn queries_transactions_pool_and_failover_over_mutual_tls() {
 /// The bare protocol core over a blocking TLS socket (the custom-event-loop path): the same
 /// rustls client settings the async client builds from PEM.
 fn blocking_core_over_tls(cluster: &TlsCluster) {
+    use dqlite_blocking::BlockingConn;
     use dqlite_proto::{Reply, Value};
-    use dqlite_tests::blocking::BlockingConn;
     let id = cluster.identity();
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -146,8 +146,18 @@ fn blocking_core_over_tls(cluster: &TlsCluster) {
         .next()
         .is_some_and(|r| r[0] == Value::Integer(1)));
     // The same settings naming another host: refused, never plaintext.
-    let mut wrong = BlockingConn::connect_tls(&address, config, "dqlite.invalid").unwrap();
+    let mut wrong = BlockingConn::connect_tls(&address, config.clone(), "dqlite.invalid").unwrap();
     assert!(wrong.leader().is_err());
+    // The blocking client over the same settings finds the leader from a follower (each
+    // node's certificate checked against the host of its address).
+    let follower = cluster.db_address((leader + 1) % 3).to_string();
+    let tls = dqlite_blocking::Config::new("blocking").tls(config);
+    let mut client = dqlite_blocking::Client::connect_cluster(&[&follower], &tls).unwrap();
+    assert_eq!(client.address(), address);
+    let rows = client
+        .query("SELECT count(*) FROM b WHERE x = ?", &[Value::Integer(5)])
+        .unwrap();
+    assert_eq!(rows.get(0), Some(&[Value::Integer(1)][..]));
 }
 
 /// What this client writes over TLS, go-dqlite's shell reads with the same certificate, and

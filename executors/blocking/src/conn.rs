@@ -1,13 +1,14 @@
 //! The protocol core driven over a blocking `std::net::TcpStream` (optionally through
-//! rustls), with no async runtime.
+//! rustls), with no async runtime: the low level of this crate.
 //!
-//! This is the smallest complete driver of [`dqlite_proto::Connection`] and doubles as the
-//! example of embedding the core in a custom event loop: queue a command, write what
-//! `poll_transmit` gives, read into `handle_input`, and drain `poll_event`. The test harness
-//! also uses it to ask real nodes who leads.
+//! [`BlockingConn`] is the smallest complete driver of [`dqlite_proto::Connection`] and
+//! doubles as the example of embedding the core in an event loop of one's own: queue a
+//! command, write what `poll_transmit` gives, read into `handle_input`, and drain
+//! `poll_event`. Every request is one call; the replies come back as the core's
+//! [`Reply`] values.
 //!
 //! ```no_run
-//! use dqlite_tests::blocking::BlockingConn;
+//! use dqlite_blocking::BlockingConn;
 //! use dqlite_proto::{Reply, Value};
 //!
 //! let mut c = BlockingConn::connect("127.0.0.1:9001").unwrap();
@@ -41,6 +42,7 @@ pub enum CallError {
 pub struct BlockingConn {
     sock: TcpStream,
     /// TLS on top of `sock`, when connected with [`connect_tls`](Self::connect_tls).
+    #[cfg(feature = "tls")]
     tls: Option<Box<rustls::ClientConnection>>,
     core: Connection,
     buf: Vec<u8>,
@@ -70,6 +72,7 @@ impl BlockingConn {
         sock.set_write_timeout(Some(timeout))?;
         Ok(BlockingConn {
             sock,
+            #[cfg(feature = "tls")]
             tls: None,
             core: Connection::new(config),
             buf: vec![0; 64 * 1024],
@@ -83,17 +86,49 @@ impl BlockingConn {
     /// certificate against `server_name`. The handshake runs with the first request; direct
     /// socket reads (busy-polling, coalescing) are off, since the socket's bytes are not the
     /// plaintext.
+    #[cfg(feature = "tls")]
     pub fn connect_tls(
         addr: &str,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<BlockingConn> {
+        Self::connect_tls_with(
+            addr,
+            Config::default(),
+            DEFAULT_TIMEOUT,
+            config,
+            server_name,
+        )
+    }
+
+    /// As [`connect_tls`](Self::connect_tls), with a core configuration and a timeout for
+    /// every socket operation.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls_with(
+        addr: &str,
+        core: Config,
+        timeout: Duration,
         config: std::sync::Arc<rustls::ClientConfig>,
         server_name: &str,
     ) -> io::Result<BlockingConn> {
         let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
-        let mut conn = Self::connect(addr)?;
+        let mut conn = Self::connect_with(addr, core, timeout)?;
         conn.tls = Some(Box::new(tls));
         Ok(conn)
+    }
+
+    /// Whether this connection runs over TLS.
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        {
+            self.tls.is_some()
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            false
+        }
     }
 
     /// Polls the socket for up to `window` before each blocking read for a reply (zero, the
@@ -187,10 +222,13 @@ impl BlockingConn {
 
     fn flush(&mut self) -> io::Result<()> {
         while let Some(bytes) = self.core.poll_transmit() {
+            #[cfg(feature = "tls")]
             let n = match &mut self.tls {
                 Some(tls) => rustls::Stream::new(&mut **tls, &mut self.sock).write(bytes)?,
                 None => self.sock.write(bytes)?,
             };
+            #[cfg(not(feature = "tls"))]
+            let n = self.sock.write(bytes)?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -203,17 +241,14 @@ impl BlockingConn {
     /// 8th on, plainly in between.
     fn read_some(&mut self, batches: u32) -> Result<(), CallError> {
         let polled = match batches {
-            _ if self.tls.is_some() => None,
+            _ if self.is_tls() => None,
             0 => self.poll_socket()?,
             1..COALESCE_FROM_BATCH => None,
             _ => self.coalesced()?,
         };
-        let n = match (polled, &mut self.tls) {
-            (Some(n), _) => n,
-            (None, Some(tls)) => {
-                rustls::Stream::new(&mut **tls, &mut self.sock).read(&mut self.buf)?
-            }
-            (None, None) => self.sock.read(&mut self.buf)?,
+        let n = match polled {
+            Some(n) => n,
+            None => self.read_socket()?,
         };
         rearm_quickack(&self.sock);
         if n == 0 {
@@ -229,6 +264,15 @@ impl BlockingConn {
 }
 
 impl BlockingConn {
+    /// One blocking read of plaintext (through TLS when it is on).
+    fn read_socket(&mut self) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return rustls::Stream::new(&mut **tls, &mut self.sock).read(&mut self.buf);
+        }
+        self.sock.read(&mut self.buf)
+    }
+
     /// Reads what arrives within the busy-poll window, without blocking.
     fn poll_socket(&mut self) -> io::Result<Option<usize>> {
         if self.busy_poll.is_zero() {
