@@ -12,6 +12,7 @@
 //! * [`links`] runs `tlsnode` clusters whose node-to-node links pass through fault proxies,
 //!   one per direction, for partitions between nodes ([`links::LinkedCluster`],
 //!   [`links::Nemesis`]);
+//! * [`register`] records a register workload's history and checks it for linearizability;
 //! * [`tls`] makes the certificates for TLS clusters, good and bad;
 //! * [`interop`] builds and runs `timeinterop`, a go-dqlite database/sql program that
 //!   exchanges dates and times with the Rust client;
@@ -29,6 +30,7 @@ pub mod interop;
 pub mod links;
 pub mod nodes;
 pub mod proxy;
+pub mod register;
 pub mod tls;
 
 pub use cluster_state::READY_TIMEOUT;
