@@ -281,13 +281,43 @@ mod tests {
     #[test]
     fn sequential_history_passes_and_a_stale_read_fails() {
         let h = History::new();
-        run(&h, 0, 1, RegisterOp::Write(5), Outcome::Ok(RegisterRet::Written));
-        run(&h, 1, 1, RegisterOp::Read, Outcome::Ok(RegisterRet::Read(5)));
-        run(&h, 1, 1, RegisterOp::Cas(5, 6), Outcome::Ok(RegisterRet::Swapped));
-        run(&h, 0, 1, RegisterOp::Cas(5, 7), Outcome::Ok(RegisterRet::NotSwapped));
+        run(
+            &h,
+            0,
+            1,
+            RegisterOp::Write(5),
+            Outcome::Ok(RegisterRet::Written),
+        );
+        run(
+            &h,
+            1,
+            1,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(5)),
+        );
+        run(
+            &h,
+            1,
+            1,
+            RegisterOp::Cas(5, 6),
+            Outcome::Ok(RegisterRet::Swapped),
+        );
+        run(
+            &h,
+            0,
+            1,
+            RegisterOp::Cas(5, 7),
+            Outcome::Ok(RegisterRet::NotSwapped),
+        );
         let report = h.check();
         assert!(report.violations.is_empty(), "{report}");
-        run(&h, 2, 1, RegisterOp::Read, Outcome::Ok(RegisterRet::Read(5)));
+        run(
+            &h,
+            2,
+            1,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(5)),
+        );
         let report = h.check();
         assert_eq!(report.violations, [(1, 5)], "{report}");
     }
@@ -296,20 +326,50 @@ mod tests {
     fn ambiguous_writes_may_or_may_not_have_happened_and_failed_ones_did_not() {
         let h = History::new();
         run(&h, 0, 1, RegisterOp::Write(1), Outcome::Ambiguous);
-        run(&h, 1, 1, RegisterOp::Read, Outcome::Ok(RegisterRet::Read(0)));
-        run(&h, 1, 1, RegisterOp::Read, Outcome::Ok(RegisterRet::Read(1)));
+        run(
+            &h,
+            1,
+            1,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(0)),
+        );
+        run(
+            &h,
+            1,
+            1,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(1)),
+        );
         run(&h, 0, 2, RegisterOp::Write(3), Outcome::Failed);
-        run(&h, 0, 2, RegisterOp::Read, Outcome::Ok(RegisterRet::Read(0)));
+        run(
+            &h,
+            0,
+            2,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(0)),
+        );
         let report = h.check();
         assert!(report.violations.is_empty(), "{report}");
         assert_eq!((report.ok, report.failed, report.ambiguous), (3, 1, 1));
         // Once seen, the ambiguous write cannot be undone.
-        run(&h, 1, 1, RegisterOp::Read, Outcome::Ok(RegisterRet::Read(0)));
+        run(
+            &h,
+            1,
+            1,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(0)),
+        );
         assert_eq!(h.check().violations, [(1, 4)]);
         // A failed write that shows up is a violation.
         let h = History::new();
         run(&h, 0, 2, RegisterOp::Write(3), Outcome::Failed);
-        run(&h, 0, 2, RegisterOp::Read, Outcome::Ok(RegisterRet::Read(3)));
+        run(
+            &h,
+            0,
+            2,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(3)),
+        );
         assert_eq!(h.check().violations, [(2, 1)]);
     }
 }
