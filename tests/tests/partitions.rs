@@ -22,48 +22,18 @@
 //! pools serve again after every heal. Failover (first success of an operation begun after
 //! the fault) and recovery (the same after the heal) times are printed per nemesis.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dqlite_client::{Config, Error, Pool, PoolOptions, Value};
+use dqlite_client::{Error, Value};
 use dqlite_smol::Smol;
 use dqlite_tests::links::{LinkedCluster, Nemesis};
-use dqlite_tests::register::{History, Outcome, RegisterOp, RegisterRet};
+use dqlite_tests::register::History;
 
-const SLACK: Duration = Duration::from_millis(250);
-const ACQUIRE: Duration = Duration::from_secs(3);
-const REQUEST: Duration = Duration::from_secs(2);
-const BUSY: Duration = Duration::from_secs(1);
-/// Attempts a pool method makes at most (the client's `POOL_ATTEMPTS`).
-const POOL_ATTEMPTS: u32 = 3;
-
-/// The deadline of a pool method: each attempt acquires, may wait out the BUSY budget, and
-/// waits for the answer.
-fn pool_call_deadline() -> Duration {
-    (ACQUIRE + BUSY + REQUEST) * POOL_ATTEMPTS
-}
-
-/// The deadline of a pool transaction of two statements: acquire, then BEGIN, two
-/// statements, COMMIT and a ROLLBACK, each within the request deadline (BUSY is not retried
-/// inside a transaction; the budget is counted once all the same).
-fn transaction_deadline() -> Duration {
-    ACQUIRE + BUSY + REQUEST * 5
-}
-
-fn config() -> Config {
-    Config::new()
-        .database("parts")
-        .dial_timeout(Duration::from_secs(1))
-        .request_timeout(REQUEST)
-        .frame_timeout(REQUEST)
-        .probe_timeout(Duration::from_millis(500))
-        .connect_timeout(Duration::from_secs(3))
-        .busy_timeout(BUSY)
-}
+mod chaos;
+use chaos::*;
 
 fn hold() -> Duration {
     let secs = std::env::var("DQLITE_PARTITION_SECS")
@@ -73,88 +43,6 @@ fn hold() -> Duration {
     Duration::from_secs(secs)
 }
 
-async fn pool(seeds: &[&str], max_size: usize) -> Pool<Smol> {
-    let options = PoolOptions {
-        min_size: 1,
-        max_size,
-        acquire_timeout: ACQUIRE,
-        ..PoolOptions::default()
-    };
-    Pool::new(Smol, seeds, config(), options).await.unwrap()
-}
-
-/// An error a client may see under partitions; anything else fails the test.
-fn expected_under_faults(e: &Error) -> bool {
-    e.is_ambiguous()
-        || e.is_not_leader()
-        || e.is_busy()
-        || matches!(
-            e,
-            Error::Connection(_) | Error::Timeout(_) | Error::NoLeader(_)
-        )
-        || e.server_failure()
-            .is_some_and(|f| f.code == 12 || f.primary_code() == 10)
-}
-
-/// What every workload task records besides its own results.
-#[derive(Default)]
-struct Shared {
-    /// (begun, acknowledged) of every successful write (insert, transfer, register write or
-    /// compare-and-set).
-    acks: Mutex<Vec<(Instant, Instant)>>,
-    /// (begun, answered) of every successful read.
-    reads: Mutex<Vec<(Instant, Instant)>>,
-    /// Calls that outran their deadline plus [`SLACK`].
-    overruns: Mutex<Vec<String>>,
-    /// Errors outside [`expected_under_faults`].
-    unexpected: Mutex<Vec<String>>,
-    /// The longest call, relative to its deadline: (took, deadline, what).
-    longest: Mutex<Option<(Duration, Duration, String)>>,
-}
-
-impl Shared {
-    /// Runs `call`, checks it returned within `deadline` plus [`SLACK`], and records a success.
-    async fn timed<T>(
-        &self,
-        what: &str,
-        deadline: Duration,
-        call: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        let began = Instant::now();
-        let result = call.await;
-        let done = Instant::now();
-        let took = done - began;
-        if took > deadline + SLACK {
-            self.overruns.lock().unwrap().push(format!(
-                "{what} took {took:?}, deadline {deadline:?}: {:?}",
-                result.as_ref().err()
-            ));
-        }
-        {
-            let mut longest = self.longest.lock().unwrap();
-            let ratio = |t: Duration, d: Duration| t.as_secs_f64() / d.as_secs_f64();
-            if longest
-                .as_ref()
-                .is_none_or(|(t, d, _)| ratio(took, deadline) > ratio(*t, *d))
-            {
-                *longest = Some((took, deadline, what.to_owned()));
-            }
-        }
-        match &result {
-            Ok(_) if what.contains("read") => self.reads.lock().unwrap().push((began, done)),
-            Ok(_) => self.acks.lock().unwrap().push((began, done)),
-            Err(e) if !expected_under_faults(e) => self
-                .unexpected
-                .lock()
-                .unwrap()
-                .push(format!("{what}: {e:?}")),
-            Err(_) => {}
-        }
-        result
-    }
-}
-
-/// One nemesis as it was applied.
 struct Episode {
     what: String,
     at: Instant,
@@ -246,161 +134,6 @@ fn report_episodes(
     }
 }
 
-const ACCOUNTS: i64 = 10;
-const OPENING: i64 = 100;
-const KEYS: i64 = 8;
-
-/// What the set workload recorded: acknowledged, failed, ambiguous values.
-type SetResult = (Vec<i64>, Vec<i64>, Vec<i64>);
-
-async fn set_writer(pool: Pool<Smol>, w: i64, stop: &AtomicBool, shared: &Shared) -> SetResult {
-    let (mut acked, mut failed, mut ambiguous) = (vec![], vec![], vec![]);
-    let mut n = 0;
-    while !stop.load(Ordering::Acquire) {
-        let v = w * 10_000_000 + n;
-        n += 1;
-        let insert = pool.execute("INSERT INTO set_p VALUES (?)", (v,));
-        match shared
-            .timed("set insert", pool_call_deadline(), insert)
-            .await
-        {
-            Ok(_) => acked.push(v),
-            Err(e) if e.is_ambiguous() => ambiguous.push(v),
-            Err(_) => {
-                failed.push(v);
-                smol::Timer::after(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    (acked, failed, ambiguous)
-}
-
-async fn transferer(pool: Pool<Smol>, w: i64, stop: &AtomicBool, shared: &Shared) -> u64 {
-    let mut done = 0;
-    let mut n = w;
-    while !stop.load(Ordering::Acquire) {
-        n += 1;
-        let (from, to, amount) = (n % ACCOUNTS, (n * 7 + 3) % ACCOUNTS, 1 + n % 5);
-        if from == to {
-            continue;
-        }
-        let transfer = pool.transaction(async |tx| {
-            tx.execute(
-                "UPDATE acct_p SET bal = bal - ? WHERE id = ?",
-                (amount, from),
-            )
-            .await?;
-            tx.execute("UPDATE acct_p SET bal = bal + ? WHERE id = ?", (amount, to))
-                .await?;
-            Ok(())
-        });
-        match shared
-            .timed("bank transfer", transaction_deadline(), transfer)
-            .await
-        {
-            Ok(()) => done += 1,
-            Err(_) => {
-                smol::Timer::after(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    done
-}
-
-/// Reads the total until stopped; returns (consistent reads, totals seen that were wrong).
-async fn bank_reader(pool: Pool<Smol>, stop: &AtomicBool, shared: &Shared) -> (u64, Vec<String>) {
-    let (mut reads, mut wrong) = (0, vec![]);
-    while !stop.load(Ordering::Acquire) {
-        let read = pool.fetch_all("SELECT count(*), sum(bal) FROM acct_p", ());
-        match shared.timed("bank read", pool_call_deadline(), read).await {
-            Ok(rows) => {
-                if rows[0] != [Value::Integer(ACCOUNTS), Value::Integer(ACCOUNTS * OPENING)] {
-                    wrong.push(format!("{:?}", rows[0]));
-                }
-                reads += 1;
-                smol::Timer::after(Duration::from_millis(10)).await;
-            }
-            Err(_) => {
-                smol::Timer::after(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    (reads, wrong)
-}
-
-/// A small deterministic generator for the register tasks' choices.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below
-    }
-}
-
-/// One register task: reads, writes (unique values) and compare-and-sets (from the value it
-/// last read of that key) on random keys until stopped.
-async fn register_task(
-    pool: Pool<Smol>,
-    process: usize,
-    history: &History,
-    stop: &AtomicBool,
-    shared: &Shared,
-) {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (process as u64 + 1) * 0x1000_0001);
-    let mut last_read = [0i64; KEYS as usize];
-    let mut n = 0i64;
-    while !stop.load(Ordering::Acquire) {
-        let key = rng.next(KEYS as u64) as i64;
-        n += 1;
-        let unique = (process as i64 + 1) * 1_000_000 + n;
-        let op = match rng.next(3) {
-            0 => RegisterOp::Read,
-            1 => RegisterOp::Write(unique),
-            _ => RegisterOp::Cas(last_read[key as usize], unique),
-        };
-        let id = history.invoke(process, key, op);
-        let deadline = pool_call_deadline();
-        let outcome = match op {
-            RegisterOp::Read => {
-                let read = pool.fetch_val::<i64>("SELECT v FROM reg WHERE k = ?", (key,));
-                match shared.timed("register read", deadline, read).await {
-                    Ok(v) => {
-                        last_read[key as usize] = v;
-                        Outcome::Ok(RegisterRet::Read(v))
-                    }
-                    Err(_) => Outcome::Failed,
-                }
-            }
-            RegisterOp::Write(v) => {
-                let write = pool.execute("UPDATE reg SET v = ? WHERE k = ?", (v, key));
-                match shared.timed("register write", deadline, write).await {
-                    Ok(_) => Outcome::Ok(RegisterRet::Written),
-                    Err(e) if e.is_ambiguous() => Outcome::Ambiguous,
-                    Err(_) => Outcome::Failed,
-                }
-            }
-            RegisterOp::Cas(expected, new) => {
-                let cas = pool.execute(
-                    "UPDATE reg SET v = ? WHERE k = ? AND v = ?",
-                    (new, key, expected),
-                );
-                match shared.timed("register cas", deadline, cas).await {
-                    Ok(r) if r.rows_affected == 1 => Outcome::Ok(RegisterRet::Swapped),
-                    Ok(_) => Outcome::Ok(RegisterRet::NotSwapped),
-                    Err(e) if e.is_ambiguous() => Outcome::Ambiguous,
-                    Err(_) => Outcome::Failed,
-                }
-            }
-        };
-        history.complete(id, outcome);
-        let pause = if outcome == Outcome::Failed { 50 } else { 20 };
-        smol::Timer::after(Duration::from_millis(pause)).await;
-    }
-}
-
 #[test]
 fn set_bank_and_register_hold_under_partitions() {
     let cluster = LinkedCluster::start(3);
@@ -416,37 +149,14 @@ fn set_bank_and_register_hold_under_partitions() {
     let stop = AtomicBool::new(false);
     let hold = hold();
 
-    let (set, transfers, (reads, wrong_totals), episodes) = thread::scope(|s| {
+    let (results, episodes) = thread::scope(|s| {
         let nemeses = s.spawn(|| {
             let episodes = run_nemeses(&cluster, hold, &shared);
             stop.store(true, Ordering::Release);
             episodes
         });
         let results = smol::block_on(async {
-            let setup = pool(&seeds, 2).await;
-            for table in [
-                "set_p (v INTEGER)",
-                "acct_p (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)",
-                "reg (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
-            ] {
-                setup
-                    .execute(&format!("CREATE TABLE {table}"), ())
-                    .await
-                    .unwrap();
-            }
-            for id in 0..ACCOUNTS {
-                setup
-                    .execute("INSERT INTO acct_p VALUES (?, ?)", (id, OPENING))
-                    .await
-                    .unwrap();
-            }
-            for k in 0..KEYS {
-                setup
-                    .execute("INSERT INTO reg VALUES (?, 0)", (k,))
-                    .await
-                    .unwrap();
-            }
-            setup.close().await;
+            create_tables(&seeds).await;
             let (set_pool, bank_pool, reg_pool) = (
                 pool(&seeds, 4).await,
                 pool(&seeds, 4).await,
@@ -460,110 +170,31 @@ fn set_bank_and_register_hold_under_partitions() {
                 (0..3).map(|w| transferer(bank_pool.clone(), w, stop, shared)),
             );
             let reader = bank_reader(bank_pool.clone(), stop, shared);
+            let pause = Duration::from_millis(20);
             let registers = futures_util::future::join_all(
-                (0..8).map(|p| register_task(reg_pool.clone(), p, history, stop, shared)),
+                (0..8).map(|p| register_task(reg_pool.clone(), p, history, stop, shared, pause)),
             );
             let (set, bank, read, _) =
                 futures_util::future::join4(set, bank, reader, registers).await;
-            (set, bank.iter().sum::<u64>(), read)
+            Results {
+                set,
+                transfers: bank.iter().sum(),
+                reads: read.0,
+                wrong_totals: read.1,
+            }
         });
-        let episodes = nemeses.join().unwrap();
-        (results.0, results.1, results.2, episodes)
+        (results, nemeses.join().unwrap())
     });
 
     // Healed: every node up, a leader, three voters.
     cluster.wait_ready(3);
-    let (rows, total, finals) = smol::block_on(async {
-        let pool = pool(&seeds, 2).await;
-        let rows = pool.fetch_all("SELECT v FROM set_p", ()).await.unwrap();
-        let total: i64 = pool
-            .fetch_val("SELECT sum(bal) FROM acct_p", ())
-            .await
-            .unwrap();
-        let finals = pool
-            .fetch_all("SELECT k, v FROM reg ORDER BY k", ())
-            .await
-            .unwrap();
-        (rows, total, finals)
-    });
-    // The final values are one more read per key, after everything else.
-    for row in finals {
-        let (Value::Integer(k), Value::Integer(v)) = (&row[0], &row[1]) else {
-            panic!("{row:?}");
-        };
-        let id = history.invoke(1000, *k, RegisterOp::Read);
-        history.complete(id, Outcome::Ok(RegisterRet::Read(*v)));
-    }
-
     let acks = shared.acks.lock().unwrap().clone();
     let read_times = shared.reads.lock().unwrap().clone();
     report_episodes(&episodes, &acks, &read_times);
-
-    let mut acked = vec![];
-    let (mut failed, mut ambiguous) = (vec![], vec![]);
-    for (a, f, m) in set {
-        acked.extend(a);
-        failed.extend(f);
-        ambiguous.extend(m);
-    }
-    let values: Vec<i64> = rows
-        .into_iter()
-        .map(|r| match r[0] {
-            Value::Integer(v) => v,
-            ref other => panic!("{other:?}"),
-        })
-        .collect();
-    let present: HashSet<i64> = values.iter().copied().collect();
-    let duplicated = values.len() - present.len();
-    let lost = acked.iter().filter(|v| !present.contains(v)).count();
-    let failed_present = failed.iter().filter(|v| present.contains(v)).count();
-    let ambiguous_present = ambiguous.iter().filter(|v| present.contains(v)).count();
-    println!(
-        "partitions: set: {} acknowledged, {} failed, {} ambiguous ({ambiguous_present} applied); \
-         lost {lost}, duplicated {duplicated}, failed-but-present {failed_present}",
-        acked.len(),
-        failed.len(),
-        ambiguous.len()
-    );
-    println!(
-        "partitions: bank: {transfers} transfers, {reads} reads, {} wrong totals seen, final total {total}",
-        wrong_totals.len()
-    );
-    let checked = Instant::now();
-    let report = history.check();
-    println!(
-        "partitions: register: {report} (checked in {:?})",
-        checked.elapsed()
-    );
-    if let Some((took, deadline, what)) = shared.longest.lock().unwrap().clone() {
-        println!(
-            "partitions: longest call relative to its deadline: {what}, {took:?} of {deadline:?}"
-        );
-    }
-
-    let overruns = shared.overruns.lock().unwrap();
-    assert!(
-        overruns.is_empty(),
-        "calls past their deadline: {overruns:#?}"
-    );
-    let unexpected = shared.unexpected.lock().unwrap();
-    assert!(unexpected.is_empty(), "unexpected errors: {unexpected:#?}");
-    assert_eq!(lost, 0, "acknowledged writes lost");
-    assert_eq!(duplicated, 0, "writes applied twice");
-    assert_eq!(failed_present, 0, "writes reported as failed but applied");
-    assert!(
-        wrong_totals.is_empty(),
-        "readers saw partial transfers: {wrong_totals:?}"
-    );
-    assert_eq!(total, ACCOUNTS * OPENING, "money created or destroyed");
-    assert!(
-        report.violations.is_empty(),
-        "register history not linearizable: {report}"
-    );
-    assert!(
-        acked.len() > 20 && transfers > 5 && report.ok > 50,
-        "too little progress"
-    );
+    let verdict = smol::block_on(verify(&seeds, results, &history));
+    verdict.print("partitions");
+    shared.assert_within_deadlines("partitions");
+    verdict.assert_holds();
 }
 
 /// Runs `call` and checks it failed, with an error expected under faults, within `deadline`
