@@ -115,8 +115,8 @@ impl Shared {
             }
         }
         match &result {
-            Ok(_) if what.contains("read") => self.reads.lock().unwrap().push((began, done)),
-            Ok(_) => self.acks.lock().unwrap().push((began, done)),
+            Ok(_) if is_write(what) => self.acks.lock().unwrap().push((began, done)),
+            Ok(_) => self.reads.lock().unwrap().push((began, done)),
             Err(e) if !expected_under_faults(e) => self
                 .unexpected
                 .lock()
@@ -477,4 +477,9 @@ impl Shared {
         let unexpected = self.unexpected.lock().unwrap();
         assert!(unexpected.is_empty(), "unexpected errors: {unexpected:#?}");
     }
+}
+
+/// Whether the call named `what` (as passed to [`Shared::timed`]) writes.
+fn is_write(what: &str) -> bool {
+    ["set insert", "bank transfer", "register write", "register cas"].contains(&what)
 }
