@@ -72,7 +72,11 @@ fn inject(cluster: &mut LinkedCluster, length: Duration, every: Duration) -> Vec
     let mut nemeses = Nemesis::ALL.iter().cycle();
     let mut step = 0;
     while start.elapsed() + every < length {
-        thread::sleep(every.saturating_sub(Duration::from_secs(8)).max(Duration::from_secs(3)));
+        thread::sleep(
+            every
+                .saturating_sub(Duration::from_secs(8))
+                .max(Duration::from_secs(3)),
+        );
         let Some(leader) = cluster.leader() else {
             println!("soak: at {:?}: no leader, fault skipped", start.elapsed());
             continue;
@@ -103,7 +107,10 @@ fn inject(cluster: &mut LinkedCluster, length: Duration, every: Duration) -> Vec
 async fn streamer(pool: dqlite_client::Pool<Smol>, stop: &AtomicBool, shared: &Shared) -> u64 {
     let mut rows = 0;
     while !stop.load(Ordering::Acquire) {
-        let Ok(mut conn) = shared.timed("stream acquire", ACQUIRE, pool.acquire()).await else {
+        let Ok(mut conn) = shared
+            .timed("stream acquire", ACQUIRE, pool.acquire())
+            .await
+        else {
             smol::Timer::after(Duration::from_millis(50)).await;
             continue;
         };
@@ -116,11 +123,11 @@ async fn streamer(pool: dqlite_client::Pool<Smol>, stop: &AtomicBool, shared: &S
                 )
                 .await;
             if let Ok(mut stream) = opened {
-                loop {
-                    match shared.timed("stream batch", REQUEST, stream.next_rows()).await {
-                        Ok(Some(batch)) => rows += batch.len() as u64,
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(batch)) = shared
+                    .timed("stream batch", REQUEST, stream.next_rows())
+                    .await
+                {
+                    rows += batch.len() as u64;
                 }
             }
         }
@@ -179,12 +186,10 @@ async fn sampler(
             )
             .await
             .ok();
-        samples.lock().unwrap().push((
-            start.elapsed(),
-            resident_bytes(),
-            open_fds(),
-            statements,
-        ));
+        samples
+            .lock()
+            .unwrap()
+            .push((start.elapsed(), resident_bytes(), open_fds(), statements));
         smol::Timer::after(Duration::from_secs(1)).await;
     }
 }

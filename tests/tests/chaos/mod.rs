@@ -238,7 +238,7 @@ pub async fn register_task(
     shared: &Shared,
     pause: Duration,
 ) {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (process as u64 + 1) * 0x1000_0001);
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ ((process as u64 + 1) * 0x1000_0001));
     let mut last_read = [0i64; KEYS as usize];
     let mut n = 0i64;
     while !stop.load(Ordering::Acquire) {
@@ -481,5 +481,11 @@ impl Shared {
 
 /// Whether the call named `what` (as passed to [`Shared::timed`]) writes.
 fn is_write(what: &str) -> bool {
-    ["set insert", "bank transfer", "register write", "register cas"].contains(&what)
+    [
+        "set insert",
+        "bank transfer",
+        "register write",
+        "register cas",
+    ]
+    .contains(&what)
 }
