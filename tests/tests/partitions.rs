@@ -118,11 +118,11 @@ fn report_episodes(
         let failover = first_after(e.at).filter(|d| e.at + *d < e.healed);
         let recovery = first_after(e.healed);
         println!(
-            "partitions: {}: first write acknowledged {} after the fault, {} after the heal; \
+            "partitions: {}: first write acknowledged during the fault {}, after the heal {}; \
              {} writes and {} reads begun and done during the fault",
             e.what,
-            failover.map_or("never during the fault".into(), |d| format!("{d:?}")),
-            recovery.map_or("never".into(), |d| format!("{d:?}")),
+            failover.map_or("none".into(), |d| format!("{d:?} after it began")),
+            recovery.map_or("none".into(), |d| format!("{d:?} after it")),
             during(acks, e),
             during(reads, e),
         );
