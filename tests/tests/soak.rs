@@ -1,8 +1,8 @@
 //! A soak, opt-in (`#[ignore]`): reads, writes, transactions, streams and cancellations over
 //! one pool against a 3-node cluster whose node-to-node links pass through fault proxies,
 //! with a fault every `DQLITE_SOAK_FAULT_SECS` seconds (default 30), in turn a leader kill
-//! (restarted 3 s later) and a partition nemesis (held 8 s), for `DQLITE_SOAK_SECS` seconds
-//! (default 600):
+//! (restarted 3 s later), a partition nemesis (held 8 s, the next of `Nemesis::ALL` each
+//! time) and a leader pause (5 s), for `DQLITE_SOAK_SECS` seconds (default 600):
 //!
 //! ```sh
 //! cargo test --release -p dqlite-tests --test soak -- --ignored --nocapture
@@ -64,8 +64,8 @@ fn median<T: Copy + Ord>(mut xs: Vec<T>) -> Option<T> {
     xs.get(xs.len() / 2).copied()
 }
 
-/// Injects a fault every `every` until `length` has passed: a leader kill and a partition
-/// nemesis in turn. Leaves the cluster healed with every node running.
+/// Injects a fault every `every` until `length` has passed: a leader kill, a partition
+/// nemesis and a leader pause in turn. Leaves the cluster healed with every node running.
 fn inject(cluster: &mut LinkedCluster, length: Duration, every: Duration) -> Vec<String> {
     let start = Instant::now();
     let mut done = Vec::new();
@@ -81,17 +81,26 @@ fn inject(cluster: &mut LinkedCluster, length: Duration, every: Duration) -> Vec
             println!("soak: at {:?}: no leader, fault skipped", start.elapsed());
             continue;
         };
-        let what = if step % 2 == 0 {
-            cluster.kill(leader);
-            thread::sleep(Duration::from_secs(3));
-            cluster.restart(leader);
-            format!("kill leader {leader}")
-        } else {
-            let nemesis = *nemeses.next().expect("cycle");
-            let what = cluster.apply(nemesis, leader);
-            thread::sleep(Duration::from_secs(8));
-            cluster.heal();
-            what
+        let what = match step % 3 {
+            0 => {
+                cluster.kill(leader);
+                thread::sleep(Duration::from_secs(3));
+                cluster.restart(leader);
+                format!("kill leader {leader}")
+            }
+            1 => {
+                let nemesis = *nemeses.next().expect("cycle");
+                let what = cluster.apply(nemesis, leader);
+                thread::sleep(Duration::from_secs(8));
+                cluster.heal();
+                what
+            }
+            _ => {
+                cluster.pause(leader);
+                thread::sleep(Duration::from_secs(5));
+                cluster.resume(leader);
+                format!("pause leader {leader} for 5 s")
+            }
         };
         println!("soak: at {:?}: {what}, healed", start.elapsed());
         done.push(what);
@@ -196,7 +205,7 @@ async fn sampler(
 
 #[test]
 #[ignore = "a soak of DQLITE_SOAK_SECS (default 600 s); run it with --ignored"]
-fn soak_mixed_load_with_a_fault_every_30_seconds() {
+fn soak_mixed_load_with_a_leader_kill_partition_or_pause_every_30_seconds() {
     let length = env_secs("DQLITE_SOAK_SECS", 600);
     let every = env_secs("DQLITE_SOAK_FAULT_SECS", 30);
     let mut cluster = LinkedCluster::start(3);
