@@ -246,9 +246,13 @@ fn soak_mixed_load_with_a_leader_kill_partition_or_pause_every_30_seconds() {
             );
             let bank = transferer(pool.clone(), 0, stop, shared);
             let reader = bank_reader(pool.clone(), stop, shared);
-            let pause = Duration::from_millis(50);
+            let plan = RegisterPlan {
+                pause: Duration::from_millis(50),
+                rotate_every: Duration::from_secs(30),
+                start: Instant::now(),
+            };
             let registers = futures_util::future::join_all(
-                (0..4).map(|p| register_task(pool.clone(), p, history, stop, shared, pause)),
+                (0..4).map(|p| register_task(pool.clone(), p, history, stop, shared, plan)),
             );
             let others = async {
                 let (rows, dropped, ()) = futures_util::future::join3(

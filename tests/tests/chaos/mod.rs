@@ -135,6 +135,30 @@ impl Shared {
 pub const ACCOUNTS: i64 = 10;
 pub const OPENING: i64 = 100;
 pub const KEYS: i64 = 8;
+/// Sets of [`KEYS`] registers the register tasks move through (see [`RegisterPlan`]).
+pub const KEY_GENERATIONS: i64 = 64;
+
+/// How the register tasks pace themselves and move on to fresh keys: every `rotate_every`
+/// since `start`, all tasks leave their [`KEYS`] registers for the next set (after
+/// [`KEY_GENERATIONS`] sets, the first again). That bounds each key's history, and so the
+/// checker's work, which grows faster than linearly with it.
+#[derive(Clone, Copy, Debug)]
+pub struct RegisterPlan {
+    /// Pause after each operation.
+    pub pause: Duration,
+    /// How long the tasks stay on one set of keys.
+    pub rotate_every: Duration,
+    /// When the first set began.
+    pub start: Instant,
+}
+
+impl RegisterPlan {
+    /// The first key of the set in use now.
+    fn first_key(&self) -> i64 {
+        let generation = self.start.elapsed().as_millis() / self.rotate_every.as_millis().max(1);
+        (generation as i64 % KEY_GENERATIONS) * KEYS
+    }
+}
 
 /// What the set workload recorded: acknowledged, failed, ambiguous values.
 pub type SetResult = (Vec<i64>, Vec<i64>, Vec<i64>);
@@ -239,19 +263,20 @@ pub async fn register_task(
     history: &History,
     stop: &AtomicBool,
     shared: &Shared,
-    pause: Duration,
+    plan: RegisterPlan,
 ) {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ ((process as u64 + 1) * 0x1000_0001));
     let mut last_read = [0i64; KEYS as usize];
     let mut n = 0i64;
     while !stop.load(Ordering::Acquire) {
-        let key = rng.next(KEYS as u64) as i64;
+        let slot = rng.next(KEYS as u64) as usize;
+        let key = plan.first_key() + slot as i64;
         n += 1;
         let unique = (process as i64 + 1) * 1_000_000 + n;
         let op = match rng.next(3) {
             0 => RegisterOp::Read,
             1 => RegisterOp::Write(unique),
-            _ => RegisterOp::Cas(last_read[key as usize], unique),
+            _ => RegisterOp::Cas(last_read[slot], unique),
         };
         let id = history.invoke(process, key, op);
         let deadline = pool_call_deadline();
@@ -260,7 +285,7 @@ pub async fn register_task(
                 let read = pool.fetch_val::<i64>("SELECT v FROM reg WHERE k = ?", (key,));
                 match shared.timed("register read", deadline, read).await {
                     Ok(v) => {
-                        last_read[key as usize] = v;
+                        last_read[slot] = v;
                         Outcome::Ok(RegisterRet::Read(v))
                     }
                     Err(_) => Outcome::Failed,
@@ -289,16 +314,16 @@ pub async fn register_task(
         };
         history.complete(id, outcome);
         let pause = if outcome == Outcome::Failed {
-            pause.max(Duration::from_millis(50))
+            plan.pause.max(Duration::from_millis(50))
         } else {
-            pause
+            plan.pause
         };
         smol::Timer::after(pause).await;
     }
 }
 
 /// Creates the workloads' tables: `set_p`, the accounts `acct_p` ([`ACCOUNTS`] of
-/// [`OPENING`] each) and the registers `reg` ([`KEYS`] at 0).
+/// [`OPENING`] each) and the registers `reg` ([`KEYS`] times [`KEY_GENERATIONS`], at 0).
 pub async fn create_tables(seeds: &[&str]) {
     let setup = pool(seeds, 2).await;
     for table in [
@@ -317,12 +342,14 @@ pub async fn create_tables(seeds: &[&str]) {
             .await
             .unwrap();
     }
-    for k in 0..KEYS {
-        setup
-            .execute("INSERT INTO reg VALUES (?, 0)", (k,))
-            .await
-            .unwrap();
-    }
+    setup
+        .execute(
+            "WITH RECURSIVE k(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM k WHERE x + 1 < ?) \
+             INSERT INTO reg SELECT x, 0 FROM k",
+            (KEYS * KEY_GENERATIONS,),
+        )
+        .await
+        .unwrap();
     setup.close().await;
 }
 
@@ -357,7 +384,7 @@ pub struct Verdict {
 
 /// Reads back what the workloads left (on a healed cluster) and checks it: the set against
 /// the writers' records, the bank total, and the register history (with one final read per
-/// key appended, after everything else).
+/// written key appended, after everything else).
 pub async fn verify(seeds: &[&str], results: Results, history: &History) -> Verdict {
     let pool = pool(seeds, 2).await;
     let rows = pool.fetch_all("SELECT v FROM set_p", ()).await.unwrap();
@@ -366,7 +393,7 @@ pub async fn verify(seeds: &[&str], results: Results, history: &History) -> Verd
         .await
         .unwrap();
     let finals = pool
-        .fetch_all("SELECT k, v FROM reg ORDER BY k", ())
+        .fetch_all("SELECT k, v FROM reg WHERE v != 0 ORDER BY k", ())
         .await
         .unwrap();
     pool.close().await;
