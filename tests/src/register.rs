@@ -189,6 +189,35 @@ impl History {
         self.len() == 0
     }
 
+    /// A copy of this history in which the last read that returned a value other than the
+    /// initial 0 returns `value` instead; `None` if no read did. For showing that the
+    /// checker rejects a history broken on purpose.
+    pub fn with_last_read_changed(&self, value: i64) -> Option<History> {
+        let mut events = self.events().clone();
+        let reads: HashMap<usize, ()> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Invoke {
+                    id,
+                    op: RegisterOp::Read,
+                    ..
+                } => Some((*id, ())),
+                _ => None,
+            })
+            .collect();
+        let last = events.iter_mut().rev().find_map(|e| match e {
+            Event::Complete {
+                id,
+                outcome: Outcome::Ok(ret @ RegisterRet::Read(_)),
+            } if reads.contains_key(id) && *ret != RegisterRet::Read(0) => Some(ret),
+            _ => None,
+        })?;
+        *last = RegisterRet::Read(value);
+        Some(History {
+            events: Mutex::new(events),
+        })
+    }
+
     /// Checks every key's history for linearizability against [`Register`] (initially 0);
     /// see the [module docs](self). Panics if a process had two operations under way at once
     /// (a misuse of the recorder, not a finding).
@@ -320,6 +349,26 @@ mod tests {
         );
         let report = h.check();
         assert_eq!(report.violations, [(1, 5)], "{report}");
+        // Changing the last read that returned something else than 0 breaks it too.
+        let h = History::new();
+        run(
+            &h,
+            0,
+            1,
+            RegisterOp::Write(5),
+            Outcome::Ok(RegisterRet::Written),
+        );
+        run(
+            &h,
+            1,
+            1,
+            RegisterOp::Read,
+            Outcome::Ok(RegisterRet::Read(5)),
+        );
+        assert!(h.check().violations.is_empty());
+        let broken = h.with_last_read_changed(6).unwrap();
+        assert_eq!(broken.check().violations, [(1, 2)]);
+        assert!(History::new().with_last_read_changed(6).is_none());
     }
 
     #[test]

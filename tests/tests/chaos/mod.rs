@@ -380,6 +380,9 @@ pub struct Verdict {
     total: i64,
     register: dqlite_tests::register::CheckReport,
     checked_in: Duration,
+    /// Whether the checker rejected the same history with its last read of a written
+    /// value changed to one never written.
+    tampered_rejected: bool,
 }
 
 /// Reads back what the workloads left (on a healed cluster) and checks it: the set against
@@ -420,6 +423,12 @@ pub async fn verify(seeds: &[&str], results: Results, history: &History) -> Verd
     let present: HashSet<i64> = values.iter().copied().collect();
     let checked = Instant::now();
     let register = history.check();
+    let checked_in = checked.elapsed();
+    // The same history broken on purpose: the last read of a written value now returns a
+    // value no task ever writes (they write positive ones).
+    let tampered_rejected = history
+        .with_last_read_changed(-1)
+        .is_some_and(|h| !h.check().violations.is_empty());
     Verdict {
         acked: acked.len(),
         failed: failed.len(),
@@ -432,8 +441,9 @@ pub async fn verify(seeds: &[&str], results: Results, history: &History) -> Verd
         reads: results.reads,
         wrong_totals: results.wrong_totals,
         total,
+        checked_in,
         register,
-        checked_in: checked.elapsed(),
+        tampered_rejected,
     }
 }
 
@@ -459,8 +469,15 @@ impl Verdict {
             self.total
         );
         println!(
-            "{name}: register: {} (checked in {:?})",
-            self.register, self.checked_in
+            "{name}: register: {} (checked in {:?}); with its last read changed to a value \
+             never written: {}",
+            self.register,
+            self.checked_in,
+            if self.tampered_rejected {
+                "rejected"
+            } else {
+                "ACCEPTED"
+            }
         );
     }
 
@@ -482,6 +499,10 @@ impl Verdict {
             self.register.violations.is_empty(),
             "register history not linearizable: {}",
             self.register
+        );
+        assert!(
+            self.tampered_rejected,
+            "the checker accepted the history with a read changed to a value never written"
         );
         assert!(
             self.acked > 20 && self.transfers > 5 && self.register.ok > 50,
