@@ -50,6 +50,21 @@ impl Cluster {
         None
     }
 
+    /// The node that node `i` names as leader when asked (LEADER on a connection of its
+    /// own), if it answers and names one of this cluster's nodes. Unlike
+    /// [`leader`](Self::leader) it asks nobody else, so during a partition it tells what
+    /// each side believes.
+    pub fn leader_named_by(&self, i: usize) -> Option<usize> {
+        let mut c = BlockingConn::connect_with(
+            &self.db_address(i).to_string(),
+            dqlite_proto::Config::default(),
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        let info = c.leader().ok()?;
+        self.index_of(&info.address)
+    }
+
     /// The membership as the leader reports it.
     pub fn members(&self) -> Option<Vec<NodeInfo>> {
         let leader = self.leader()?;

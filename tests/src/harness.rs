@@ -381,7 +381,11 @@ pub struct Cluster {
     command: ServerCommand,
     nodes: Vec<Node>,
     root: TempDir,
+    on_addresses: Option<AddressHook>,
 }
+
+/// Called with every node's db address; see [`Cluster::start_with_hook`].
+pub type AddressHook = Box<dyn FnMut(&[SocketAddr]) + Send + Sync>;
 
 struct Node {
     api: SocketAddr,
@@ -408,6 +412,20 @@ impl Cluster {
     /// TCP within [`ServerCommand::start_timeout`]; the message includes the tail
     /// of the node's log. Nodes already started are cleaned up.
     pub fn start_with(command: ServerCommand, n: usize) -> Self {
+        Self::start_with_hook(command, n, None)
+    }
+
+    /// [`start_with`](Self::start_with), but every node's db address is reserved before the
+    /// first node starts, and `on_addresses`, if given, is called with all of them (nodes not
+    /// yet started included) before the first node starts, and again whenever a first start
+    /// is retried on fresh ports. A node program that must know its peers' addresses in
+    /// advance (say, through a file the hook writes) can thus be started; restarts keep the
+    /// ports and do not call it.
+    pub fn start_with_hook(
+        command: ServerCommand,
+        n: usize,
+        on_addresses: Option<AddressHook>,
+    ) -> Self {
         assert!(n >= 1, "a cluster needs at least one node");
         let root = tempfile::Builder::new()
             .prefix("dqlite-cluster-")
@@ -417,6 +435,7 @@ impl Cluster {
             command,
             nodes: Vec::with_capacity(n),
             root,
+            on_addresses,
         };
         for i in 0..n {
             let dir = cluster.root.path().join(format!("node{i}"));
@@ -429,6 +448,9 @@ impl Cluster {
                 child: None,
                 paused: false,
             });
+        }
+        cluster.addresses_changed();
+        for i in 0..n {
             let join = if i == 0 {
                 vec![]
             } else {
@@ -437,6 +459,14 @@ impl Cluster {
             cluster.launch(i, &join, true);
         }
         cluster
+    }
+
+    /// Tells the address hook, if any, every node's db address.
+    fn addresses_changed(&mut self) {
+        let addresses = self.db_addresses();
+        if let Some(hook) = self.on_addresses.as_mut() {
+            hook(&addresses);
+        }
     }
 
     /// The number of nodes, running or not.
@@ -624,6 +654,7 @@ impl Cluster {
                 let node = self.node_mut(i);
                 node.api = reserve_loopback_addr();
                 node.db = reserve_loopback_addr();
+                self.addresses_changed();
             } else {
                 thread::sleep(Duration::from_millis(300));
             }

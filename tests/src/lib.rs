@@ -7,6 +7,10 @@
 //! * [`nodes`] builds and runs the repository's own node program, `tlsnode`: clusters over
 //!   mutual TLS ([`nodes::TlsCluster`]) or plaintext, readiness from the nodes' status lines,
 //!   and Debian's `dqlite` shell;
+//! * [`links`] runs `tlsnode` clusters whose node-to-node links pass through fault proxies,
+//!   one per direction, for partitions between nodes ([`links::LinkedCluster`],
+//!   [`links::Nemesis`]);
+//! * [`register`] records a register workload's history and checks it for linearizability;
 //! * [`tls`] makes the certificates for TLS clusters, good and bad;
 //! * [`interop`] builds and runs `timeinterop`, a go-dqlite database/sql program that
 //!   exchanges dates and times with the Rust client;
@@ -20,8 +24,10 @@ mod cluster_state;
 pub mod fake_server;
 pub mod harness;
 pub mod interop;
+pub mod links;
 pub mod nodes;
 pub mod proxy;
+pub mod register;
 pub mod tls;
 
 pub use cluster_state::READY_TIMEOUT;

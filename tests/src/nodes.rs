@@ -1,6 +1,7 @@
 //! The repository's own dqlite node program, `tlsnode` (`tests/nodes/tlsnode`), and clusters
 //! of it: over mutual TLS ([`TlsCluster`]), or in plaintext ([`ServerCommand::plain_node`]),
-//! optionally with a unix-socket front per node.
+//! optionally with a unix-socket front per node. [`crate::links`] runs it with `--links`, for
+//! partitions between nodes.
 //!
 //! # Building
 //!

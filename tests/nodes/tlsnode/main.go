@@ -6,7 +6,10 @@
 //	tlsnode: status id=ID address=ADDR role=ROLE leader=ADDR voters=N standbys=N spares=N
 //
 // A line is printed whenever one of those values changes; "-" stands for
-// unknown. See tests/nodes/README.md.
+// unknown. With --links FILE (plaintext only), the node's outgoing connections
+// to other nodes go through the addresses FILE names for each link, so that a
+// test can cut, delay or restore each direction between two nodes on its own.
+// See tests/nodes/README.md.
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,7 +44,7 @@ func main() {
 
 func run() error {
 	var db, dir, join, certFile, keyFile, caFile, api string
-	var unixFront string
+	var unixFront, links string
 	var verbose, tickets bool
 	var voters int
 	flags := flag.NewFlagSet("tlsnode", flag.ContinueOnError)
@@ -55,6 +59,7 @@ func run() error {
 	flags.StringVar(&caFile, "ca", "", "PEM certificates to trust (default: the cluster certificate itself)")
 	flags.StringVar(&api, "api", "", "accepted for command-line compatibility with dqlite-demo; unused")
 	flags.StringVar(&unixFront, "unix", "", "also serve clients, in plaintext, on this unix socket: a path or @NAME (abstract)")
+	flags.StringVar(&links, "links", "", "file of `FROM TO VIA` lines: this node (FROM = --db) reaches node TO by dialing VIA; plaintext only (see README)")
 	flags.BoolVar(&tickets, "session-tickets", false, "let the TLS listener issue session tickets (go-dqlite's default; fails with Go 1.19, see README)")
 	flags.IntVar(&voters, "voters", 3, "target number of voters (odd, at least 3)")
 	flags.BoolVar(&verbose, "v", false, "log debug and info messages of go-dqlite too")
@@ -72,6 +77,9 @@ func run() error {
 	}
 	if caFile != "" && certFile == "" {
 		return fmt.Errorf("--ca needs --cert and --key")
+	}
+	if links != "" && certFile != "" {
+		return fmt.Errorf("--links works in plaintext only")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
@@ -114,9 +122,31 @@ func run() error {
 		}
 	}
 
+	var linked net.Listener
+	var engine string
+	if links != "" {
+		// The app package's external-connection mode: the engine listens on a
+		// unix socket of its own, every connection to another node is made by
+		// the dial function below, and this program accepts on --db.
+		listener, err := net.Listen("tcp", db)
+		if err != nil {
+			return fmt.Errorf("listen to %s: %w", db, err)
+		}
+		defer listener.Close()
+		linked = listener
+		engine = fmt.Sprintf("@tlsnode-%d-engine", os.Getpid())
+		options = append(options,
+			app.WithUnixSocket(engine),
+			app.WithExternalConn(linkedDial(db, links), make(chan net.Conn)))
+		mode = "plaintext, links through " + links
+	}
+
 	node, err := app.New(dir, options...)
 	if err != nil {
 		return err
+	}
+	if linked != nil {
+		go serveLinked(linked, engine)
 	}
 	log.Printf("started %s node at %s (id %d, data %s)", mode, node.Address(), node.ID(), dir)
 	if unixFront != "" {
@@ -262,4 +292,149 @@ func status(ctx context.Context, node *app.App) string {
 	return fmt.Sprintf("tlsnode: status id=%d address=%s role=%s leader=%s voters=%d standbys=%d spares=%d",
 		node.ID(), node.Address(), role, leader,
 		counts[client.Voter], counts[client.StandBy], counts[client.Spare])
+}
+
+// upgradeRequest opens a connection from another node; upgradeReply accepts it.
+// The app package's external-connection mode expects this exchange (it writes
+// the reply itself for connections handed to it; serveLinked writes it here).
+const (
+	upgradeRequest = "GET /dqlite HTTP/1.1\r\nUpgrade: dqlite\r\n\r\n"
+	upgradeReply   = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: dqlite\r\n\r\n"
+)
+
+// handshakeTimeout bounds the upgrade exchange on either side.
+const handshakeTimeout = 5 * time.Second
+
+// linkedDial returns the dial function of a node with --links: a connection
+// from this node (self) to node addr dials the VIA address that the links file
+// names for the link (the file is read again at every dial, so the harness may
+// rewrite it), and exchanges the upgrade request and reply. A connection to the
+// node itself dials its own address. A link the file does not name is an error:
+// nothing bypasses the harness.
+func linkedDial(self, file string) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		target := addr
+		if addr != self {
+			via, err := lookupLink(file, self, addr)
+			if err != nil {
+				return nil, err
+			}
+			target = via
+		}
+		dialer := net.Dialer{Timeout: handshakeTimeout}
+		conn, err := dialer.DialContext(ctx, "tcp", target)
+		if err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(handshakeTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		conn.SetDeadline(deadline)
+		if _, err := io.WriteString(conn, upgradeRequest); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("link to %s via %s: %w", addr, target, err)
+		}
+		head, err := readHead(conn)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("link to %s via %s: %w", addr, target, err)
+		}
+		if !strings.HasPrefix(head, "HTTP/1.1 101 ") {
+			conn.Close()
+			return nil, fmt.Errorf("link to %s via %s: refused: %q", addr, target, head)
+		}
+		conn.SetDeadline(time.Time{})
+		return conn, nil
+	}
+}
+
+// lookupLink finds the VIA address of the link from -> to in the links file.
+func lookupLink(file, from, to string) (string, error) {
+	data, err := ioutil.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 3 && fields[0] == from && fields[1] == to {
+			return fields[2], nil
+		}
+	}
+	return "", fmt.Errorf("no link from %s to %s in %s", from, to, file)
+}
+
+// readHead reads an upgrade request or reply up to its blank line, one byte at
+// a time so that nothing after it is consumed; at most 1 KiB.
+func readHead(conn net.Conn) (string, error) {
+	var head []byte
+	one := make([]byte, 1)
+	for !strings.HasSuffix(string(head), "\r\n\r\n") {
+		if len(head) >= 1024 {
+			return "", fmt.Errorf("upgrade header too long")
+		}
+		if _, err := io.ReadFull(conn, one); err != nil {
+			return "", err
+		}
+		head = append(head, one[0])
+	}
+	return string(head), nil
+}
+
+// serveLinked accepts on the node's address for a node with --links: a
+// connection that opens with the upgrade request comes from another node (or
+// the node's own client code) and gets the upgrade reply; any other is a
+// client speaking the dqlite protocol. Either is then forwarded to the engine's
+// unix socket, from the same process (libdqlite accepts unix connections only
+// from its own process).
+func serveLinked(listener net.Listener, engine string) {
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			log.Printf("links listener: %v", err)
+			return
+		}
+		go routeLinked(conn, engine)
+	}
+}
+
+func routeLinked(conn net.Conn, engine string) {
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	first := make([]byte, 4)
+	if _, err := io.ReadFull(conn, first); err != nil {
+		return
+	}
+	if string(first) == upgradeRequest[:4] {
+		if _, err := readHead(conn); err != nil {
+			return
+		}
+		conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+		if _, err := io.WriteString(conn, upgradeReply); err != nil {
+			return
+		}
+		first = nil
+	}
+	conn.SetDeadline(time.Time{})
+	local, err := net.DialTimeout("unix", engine, handshakeTimeout)
+	if err != nil {
+		log.Printf("links listener: dial engine %s: %v", engine, err)
+		return
+	}
+	defer local.Close()
+	if _, err := local.Write(first); err != nil {
+		return
+	}
+	pipe(conn, local)
+}
+
+// pipe copies both ways until either side closes, then closes both.
+func pipe(a, b net.Conn) {
+	var once sync.Once
+	closeBoth := func() { a.Close(); b.Close() }
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(a, b); once.Do(closeBoth); done <- struct{}{} }()
+	go func() { io.Copy(b, a); once.Do(closeBoth); done <- struct{}{} }()
+	<-done
+	<-done
 }
