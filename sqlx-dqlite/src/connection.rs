@@ -60,15 +60,22 @@ impl DqliteConnection {
     /// Finds the leader among the configured nodes and connects to it.
     pub(crate) async fn establish(options: &DqliteConnectOptions) -> Result<Self, Error> {
         let inner = Self::connect_client(options).await?;
-        Ok(DqliteConnection {
+        Ok(Self::from_client(inner, options.clone()))
+    }
+
+    /// Wraps a connection made with the async client (to a chosen node, through a proxy,
+    /// ...). `options` supplies the log settings, and the nodes that an ambiguous migration
+    /// COMMIT is checked on again.
+    pub fn from_client(inner: dqlite_tokio::Connection, options: DqliteConnectOptions) -> Self {
+        DqliteConnection {
             inner,
             depth: 0,
             rollback_to: None,
             migration_lock: false,
             applied_in_run: Vec::new(),
             poisoned: None,
-            options: options.clone(),
-        })
+            options,
+        }
     }
 
     pub(crate) async fn connect_client(

@@ -30,6 +30,7 @@ use crate::connection::DqliteConnection;
 /// | `request_timeout` | one request's answer | 30 s |
 /// | `busy_timeout` | how long `SQLITE_BUSY` is retried outside transactions | 30 s |
 /// | `statement_cache` | prepared statements kept per connection (0 disables) | the client's |
+/// | `begin` | `immediate` or `deferred`: how sqlx transactions begin (see [`begin_immediate`](Self::begin_immediate)) | `deferred` |
 ///
 /// ```
 /// use sqlx_dqlite::DqliteConnectOptions;
@@ -47,6 +48,7 @@ pub struct DqliteConnectOptions {
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) busy_timeout: Option<Duration>,
     pub(crate) statement_cache: Option<usize>,
+    pub(crate) begin_immediate: bool,
     pub(crate) log_settings: LogSettings,
 }
 
@@ -67,6 +69,7 @@ impl DqliteConnectOptions {
             request_timeout: None,
             busy_timeout: None,
             statement_cache: None,
+            begin_immediate: false,
             log_settings: LogSettings::default(),
         }
     }
@@ -121,6 +124,19 @@ impl DqliteConnectOptions {
     /// Prepared statements kept per connection for queries with parameters (0 disables).
     pub fn statement_cache_capacity(mut self, capacity: usize) -> Self {
         self.statement_cache = Some(capacity);
+        self
+    }
+
+    /// Begins sqlx transactions (`begin`, `Pool::begin`) with `BEGIN IMMEDIATE` instead of
+    /// `BEGIN`: the transaction takes the write lock when it begins, and while another
+    /// writer holds it the `BEGIN IMMEDIATE` is answered BUSY and retried by the client
+    /// (within the busy timeout), before anything ran. With a plain (deferred) `BEGIN`, the
+    /// first write inside the transaction may fail with BUSY ("database is locked") when
+    /// other connections write, and that is not retried (SQLite may have rolled the
+    /// transaction back): retry the whole transaction. Off by default, as in SQLite;
+    /// URL parameter `begin=immediate`.
+    pub fn begin_immediate(mut self, on: bool) -> Self {
+        self.begin_immediate = on;
         self
     }
 
@@ -198,6 +214,17 @@ impl DqliteConnectOptions {
             "dial_timeout" => self.dial_timeout = Some(duration(key, value)?),
             "request_timeout" => self.request_timeout = Some(duration(key, value)?),
             "busy_timeout" => self.busy_timeout = Some(duration(key, value)?),
+            "begin" => {
+                self.begin_immediate = match value {
+                    "immediate" => true,
+                    "deferred" => false,
+                    other => {
+                        return Err(config_error(format!(
+                            "begin: immediate or deferred, not {other}"
+                        )))
+                    }
+                }
+            }
             "statement_cache" => {
                 self.statement_cache =
                     Some(value.parse().map_err(|_| {
@@ -310,6 +337,9 @@ mod tests {
         assert_eq!(o.nodes, ["a:1", "b:2", "c:3"]);
         assert_eq!(o.database, "db");
         assert_eq!(o.busy_timeout, Some(Duration::from_millis(250)));
+        assert!(!o.begin_immediate);
+        let o: DqliteConnectOptions = "dqlite://a?begin=immediate".parse().unwrap();
+        assert!(o.begin_immediate);
         let o: DqliteConnectOptions = "dqlite://a".parse().unwrap();
         assert_eq!(o.nodes, ["a:9001"]);
         assert_eq!(o.database, "default");

@@ -18,7 +18,9 @@ use crate::error::from_client;
 /// A `COMMIT` whose answer is lost is reported with code
 /// [`CODE_AMBIGUOUS`](crate::CODE_AMBIGUOUS): the transaction may or may not have been
 /// applied. BUSY inside a transaction is not retried (SQLite may have rolled it back):
-/// retry the whole transaction.
+/// retry the whole transaction, or begin write transactions with `BEGIN IMMEDIATE`
+/// ([`DqliteConnectOptions::begin_immediate`](crate::DqliteConnectOptions::begin_immediate)
+/// or `begin_with`), whose BUSY is retried before the transaction starts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DqliteTransactionManager;
 
@@ -34,6 +36,7 @@ impl TransactionManager for DqliteTransactionManager {
             conn.release_stale_lock().await?;
             let sql: Cow<'static, str> = match (conn.depth, statement) {
                 (0, Some(s)) => s,
+                (0, None) if conn.options.begin_immediate => Cow::Borrowed("BEGIN IMMEDIATE"),
                 (0, None) => Cow::Borrowed("BEGIN"),
                 (_, Some(_)) => return Err(Error::InvalidSavePointStatement),
                 (level, None) => Cow::Owned(format!("SAVEPOINT {}", savepoint_name(level))),
