@@ -471,6 +471,26 @@ fn any_pool_runs_on_dqlite_urls() {
         assert_eq!(n, 3);
         let conn = pool.acquire().await.unwrap();
         assert_eq!(conn.backend_name(), "dqlite");
+        drop(conn);
+
+        // Migrations through Any.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1_b.sql"), "CREATE TABLE b (x INTEGER);").unwrap();
+        std::fs::write(dir.path().join("2_b.sql"), "INSERT INTO b VALUES (7);").unwrap();
+        let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM b")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(xs, [7]);
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2]);
     });
 }
 
