@@ -234,7 +234,7 @@ impl SqlxValue for DqliteValue {
     }
 
     fn is_null(&self) -> bool {
-        matches!(self.0, Value::Null)
+        is_null(&self.0)
     }
 }
 
@@ -261,7 +261,17 @@ impl<'r> ValueRef<'r> for DqliteValueRef<'r> {
     }
 
     fn is_null(&self) -> bool {
-        matches!(self.0, Value::Null)
+        is_null(self.0)
+    }
+}
+
+/// NULL, and the empty ISO8601 text that released servers send for a NULL stored in a
+/// `DATE`, `DATETIME` or `TIMESTAMP` column (so `Option<T>` reads it as `None`).
+fn is_null(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Iso8601(t) => t.as_str().is_empty(),
+        _ => false,
     }
 }
 
