@@ -164,13 +164,26 @@ pub(crate) fn savepoint_name(level: usize) -> String {
     format!("_sqlx_savepoint_{level}")
 }
 
-/// Whether `sql` is run as a query (it may return rows).
+/// Whether `sql` is run as a query (it may return rows). A `WITH` statement that writes
+/// (`WITH ... INSERT`, `UPDATE`, `DELETE`, `REPLACE`) and a `PRAGMA` that sets a value
+/// (`PRAGMA name = value`) are executed.
 fn returns_rows(sql: &str) -> bool {
     let summary = dqlite_proto::sql::summarize(sql);
     if summary.statements > 1 {
         return false;
     }
     let first = dqlite_proto::sql::first_word(sql).unwrap_or("");
+    if first.eq_ignore_ascii_case("WITH") {
+        let writes = dqlite_proto::sql::words(sql).any(|w| {
+            ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k))
+        });
+        return !writes;
+    }
+    if first.eq_ignore_ascii_case("PRAGMA") {
+        return !sql.contains('=');
+    }
     ROW_STATEMENTS.iter().any(|k| first.eq_ignore_ascii_case(k))
 }
 
@@ -198,6 +211,15 @@ impl Connection for DqliteConnection {
                     "the connection to {} is no longer usable (broken, or the node is not the leader)",
                     self.inner.address()
                 )));
+            }
+            if self.depth == 0 && self.inner.in_transaction() {
+                // Begun with SQL, not through sqlx: a pool must not keep a connection that
+                // may hold the cluster's write lock, so it closes this one (which ends the
+                // transaction on the server).
+                return Err(Error::Protocol(
+                    "a transaction begun with SQL (not through sqlx) is open on this connection"
+                        .into(),
+                ));
             }
             self.inner
                 .fetch("SELECT 1", ())

@@ -348,6 +348,57 @@ fn transactions_nest_as_savepoints_and_dropped_ones_roll_back() {
             .unwrap();
         assert_eq!(xs, [1, 3, 7, 9, 11]);
 
+        // Statements sqlx sends to `execute` whatever they are: a writing WITH, PRAGMAs.
+        let r = sqlx::query("WITH c(x) AS (VALUES (20), (21)) INSERT INTO t SELECT x FROM c")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(r.rows_affected(), 2);
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let cols: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('t')")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(cols, ["x"]);
+        let info = sqlx::query("PRAGMA table_info(t)")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(info.len(), 1);
+
+        // A transaction begun with SQL: ping fails while it is open.
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        assert!(conn.ping().await.is_err());
+        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+        conn.ping().await.unwrap();
+        // Through a pool, such a connection is closed when it comes back, and the write lock
+        // it held is released.
+        let pool: DqlitePool = DqlitePoolOptions::new()
+            .max_connections(1)
+            .connect(&url(&cluster, "tx"))
+            .await
+            .unwrap();
+        let mut pooled = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *pooled)
+            .await
+            .unwrap();
+        drop(pooled);
+        let mut pooled = pool.acquire().await.unwrap();
+        assert!(!pooled.as_client().in_transaction());
+        sqlx::query("INSERT INTO t VALUES (30)")
+            .execute(&mut *pooled)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (31)")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        drop(pooled);
+
         // begin_with at the outer level; a statement for a nested level is refused.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
         assert!(matches!(
