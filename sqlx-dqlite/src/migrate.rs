@@ -27,7 +27,8 @@
 //! and so is a `-- no-transaction` migration under the lock.
 //!
 //! # An ambiguous COMMIT
-//! If the answer to the run's COMMIT is lost, `unlock` reconnects to the (new) leader and
+//! If the answer to the run's COMMIT is lost, `unlock` closes the connection, connects to the
+//! (new) leader, takes the write lock (so a COMMIT still in flight has landed or is gone) and
 //! reads the history: when every migration of the run is recorded with its checksum the run
 //! succeeded; otherwise the ambiguous error is returned (and a rerun applies what is
 //! missing).
@@ -303,12 +304,22 @@ impl DqliteConnection {
     }
 
     /// After an ambiguous COMMIT of a run: connects again and tells whether every migration
-    /// of the run is recorded.
+    /// of the run is recorded. The check takes the write lock first, so it waits (for the
+    /// busy timeout) while the old transaction may still be in flight, and sees its outcome.
     async fn run_was_committed(&mut self) -> Result<bool, MigrateError> {
-        let fresh = DqliteConnection::connect_client(&self.options).await?;
-        self.inner = fresh;
         self.migration_lock = false;
-        let history = self.history().await?;
+        let fresh = DqliteConnection::connect_client(&self.options).await?;
+        // The old connection is closed here: a COMMIT the server has not received yet is
+        // then never applied.
+        drop(std::mem::replace(&mut self.inner, fresh));
+        self.inner
+            .execute("BEGIN IMMEDIATE", ())
+            .await
+            .map_err(client)?;
+        let history = self.history().await;
+        let end = self.inner.execute("ROLLBACK", ()).await;
+        let history = history?;
+        end.map_err(client)?;
         Ok(self.applied_in_run.iter().all(|(version, sum)| {
             history
                 .iter()

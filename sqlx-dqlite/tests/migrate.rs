@@ -360,3 +360,103 @@ async fn pool_of_one(url: &str) -> DqlitePool {
         .await
         .unwrap()
 }
+
+/// A connection to the single node of `cluster` through `proxy`, whose ambiguous COMMITs are
+/// checked again directly on the node (`busy_timeout` bounds that check's wait).
+async fn proxied(
+    cluster: &Cluster,
+    proxy: &dqlite_tests::proxy::Proxy,
+    db: &str,
+    busy_timeout: &str,
+) -> sqlx_dqlite::DqliteConnection {
+    let config = dqlite_client::Config::new()
+        .database(db)
+        .request_timeout(Duration::from_secs(1));
+    let client = dqlite_tokio::connect_with(&proxy.address().to_string(), config)
+        .await
+        .unwrap();
+    let options = format!(
+        "dqlite://{}/{db}?busy_timeout={busy_timeout}",
+        cluster.db_address(0)
+    );
+    sqlx_dqlite::DqliteConnection::from_client(client, options.parse().unwrap())
+}
+
+fn two_migrations() -> Vec<sqlx::migrate::Migration> {
+    use sqlx::migrate::{Migration, MigrationType};
+    vec![
+        Migration::new(
+            1,
+            "a".into(),
+            MigrationType::Simple,
+            "CREATE TABLE a (x INTEGER);".into(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "b".into(),
+            MigrationType::Simple,
+            "INSERT INTO a VALUES (1);".into(),
+            false,
+        ),
+    ]
+}
+
+#[test]
+fn an_ambiguous_commit_of_a_run_is_resolved_from_the_history() {
+    use sqlx::migrate::Migrate;
+    let cluster = Cluster::start(1);
+    cluster.wait_ready(1);
+    let proxy = dqlite_tests::proxy::Proxy::start(cluster.db_address(0));
+    let migrations = two_migrations();
+    runtime().block_on(async {
+        // The COMMIT reaches the server, but after the client gave up waiting: unlock finds
+        // the run recorded and succeeds.
+        let mut conn = proxied(&cluster, &proxy, "late", "30").await;
+        conn.lock().await.unwrap();
+        conn.ensure_migrations_table().await.unwrap();
+        for m in &migrations {
+            conn.apply(m).await.unwrap();
+        }
+        proxy.set_latency(Duration::from_secs(3));
+        conn.unlock().await.unwrap();
+        proxy.set_latency(Duration::ZERO);
+        let direct = pool(&format!("dqlite://{}/late", cluster.db_address(0))).await;
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&direct)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2]);
+
+        // The COMMIT never reaches the server: unlock cannot confirm the run and reports the
+        // ambiguous outcome; once the old connection is gone, a rerun applies the run.
+        let mut conn = proxied(&cluster, &proxy, "lost", "2").await;
+        conn.lock().await.unwrap();
+        conn.ensure_migrations_table().await.unwrap();
+        for m in &migrations {
+            conn.apply(m).await.unwrap();
+        }
+        proxy.black_hole(true);
+        let e = conn.unlock().await.unwrap_err();
+        match &e {
+            MigrateError::Execute(inner) => assert!(sqlx_dqlite::is_ambiguous(inner), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        proxy.reset_all();
+        proxy.black_hole(false);
+        let direct = pool(&format!(
+            "dqlite://{}/lost?busy_timeout=30",
+            cluster.db_address(0)
+        ))
+        .await;
+        let mut migrator = Migrator::DEFAULT;
+        migrator.migrations = migrations.clone().into();
+        migrator.run(&direct).await.unwrap();
+        let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM a")
+            .fetch_all(&direct)
+            .await
+            .unwrap();
+        assert_eq!(xs, [1], "applied exactly once");
+    });
+}
