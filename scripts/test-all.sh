@@ -3,8 +3,8 @@
 #
 #   bookworm  `cargo test --workspace --locked` with the default server, Debian bookworm's
 #             dqlite-demo (libdqlite0 1.11), installed system-wide (apt-get install -y go-dqlite)
-#   trixie    the real-cluster tests (`cargo test -p dqlite-tests --locked`) on Debian trixie's
-#             server (libdqlite0 1.18.1)
+#   trixie    the real-cluster tests (`cargo test -p dqlite-tests -p sqlx-dqlite --locked`) on
+#             Debian trixie's server (libdqlite0 1.18.1)
 #   forky     the same on Debian forky's server (libdqlite0 1.18.x)
 #
 # The trixie and forky servers are unpacked under target/servers by tests/servers/setup.sh,
@@ -49,9 +49,9 @@ for g in "${generations[@]}"; do
   else
     dir="$PWD/target/servers/$g"
     version=$(cat "$dir/VERSION")
-    echo "== $g: cargo test -p dqlite-tests --locked (libdqlite0 $version, $dir/bin/dqlite-demo)"
+    echo "== $g: cargo test -p dqlite-tests -p sqlx-dqlite --locked (libdqlite0 $version, $dir/bin/dqlite-demo)"
     DQLITE_SERVER="$dir/bin/dqlite-demo" DQLITE_SERVER_VERSION="$version" \
-      env -u DQLITE_SERVER_ARGS cargo test -p dqlite-tests --locked || status=$?
+      env -u DQLITE_SERVER_ARGS cargo test -p dqlite-tests -p sqlx-dqlite --locked || status=$?
   fi
   result=passed
   if [ "$status" -ne 0 ]; then
