@@ -6,6 +6,8 @@
 //! * [`blocking`] drives the protocol core over a blocking socket (also the example of
 //!   embedding the core without a runtime);
 //! * [`fake_server`] is a scripted fake node on loopback TCP (slow answers, silence);
+//! * [`scripted`] is a node played by a script inside the test's process, over in-memory
+//!   pipes, for deterministic tests of the async client's logic;
 //! * [`nodes`] builds and runs the repository's own node program, `tlsnode`: clusters over
 //!   mutual TLS ([`nodes::TlsCluster`]) or plaintext, readiness from the nodes' status lines,
 //!   and Debian's `dqlite` shell;
@@ -25,6 +27,7 @@ pub mod harness;
 pub mod interop;
 pub mod nodes;
 pub mod proxy;
+pub mod scripted;
 pub mod tls;
 
 pub use cluster_state::READY_TIMEOUT;
