@@ -21,7 +21,6 @@
 //! batches, writes answer RESULT with a per-connection counter as the last insert id, LEADER
 //! and CLUSTER name this node (id 1 at [`ADDRESS`]).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -343,7 +342,7 @@ impl Stub {
 }
 
 /// One row holding `params`, in columns `c0`, `c1`, ...
-fn echo(params: &Cow<'_, [Value]>) -> Response {
+fn echo(params: &[Value]) -> Response {
     let columns = (0..params.len())
         .map(|i| Text::from(format!("c{i}")))
         .collect();
