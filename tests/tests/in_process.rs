@@ -602,6 +602,303 @@ fn a_dropped_transaction_guard_is_rolled_back_before_the_next_request() {
     });
 }
 
+#[test]
+fn a_refused_guard_commit_is_rolled_back_before_the_next_request() {
+    let node = ScriptedNode::new(when(
+        is_write("COMMIT"),
+        1,
+        Action::fail(787, "FOREIGN KEY constraint failed"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let tx = conn.begin().await.expect("BEGIN");
+        let e = tx.commit().await.unwrap_err();
+        assert!(!e.is_ambiguous(), "{e:?}");
+        assert!(!conn.in_transaction());
+        answers_fresh(&mut conn).await;
+        assert_eq!(node.writes(), ["BEGIN", "COMMIT", "ROLLBACK"]);
+    });
+}
+
+#[test]
+fn a_guard_rollback_answered_no_transaction_is_active_succeeds() {
+    let node = ScriptedNode::new(when(
+        is_write("ROLLBACK"),
+        1,
+        Action::fail(1, "cannot rollback - no transaction is active"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let tx = conn.begin().await.expect("BEGIN");
+        tx.rollback()
+            .await
+            .expect("a rollback finding no transaction");
+        assert!(!conn.in_transaction());
+        answers_fresh(&mut conn).await;
+        assert_eq!(node.writes(), ["BEGIN", "ROLLBACK"]);
+    });
+}
+
+#[test]
+fn transaction_control_inside_a_guard_is_refused_before_sending() {
+    let node = ScriptedNode::answering();
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let mut tx = conn.begin().await.expect("BEGIN");
+        let e = tx.execute("COMMIT", ()).await.unwrap_err();
+        assert!(
+            matches!(e.misuse(), Some(Misuse::TransactionControl(_))),
+            "{e:?}"
+        );
+        tx.commit().await.expect("COMMIT");
+        assert!(!conn.in_transaction());
+        assert_eq!(node.writes(), ["BEGIN", "COMMIT"]);
+    });
+}
+
+// ----- scripts ------------------------------------------------------------------------------
+
+const SCRIPT: &str = "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)";
+
+#[test]
+fn a_script_refused_busy_in_autocommit_is_undone_and_retried() {
+    let node = ScriptedNode::new(when(
+        is_write(SCRIPT),
+        1,
+        Action::fail(5, "database is locked"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        conn.execute(SCRIPT, ()).await.expect("retried script");
+        assert_eq!(
+            node.writes(),
+            [
+                "SAVEPOINT dqlite_script",
+                SCRIPT,
+                "ROLLBACK TO dqlite_script",
+                "RELEASE dqlite_script",
+                "SAVEPOINT dqlite_script",
+                SCRIPT,
+                "RELEASE dqlite_script",
+            ]
+        );
+    });
+}
+
+/// The BUSY that interrupted the first try leaves the client unsure whether SQLite rolled
+/// the script's savepoint transaction back; the successful ROLLBACK TO and RELEASE that
+/// follow show it did not, and that the retry started in autocommit.
+#[test]
+#[ignore = "client defect: after a script's BUSY retry the bookkeeping stays unknown, so the retried script runs as if inside a transaction"]
+fn a_script_retried_after_busy_in_autocommit_leaves_no_transaction_open() {
+    let node = ScriptedNode::new(when(
+        is_write(SCRIPT),
+        1,
+        Action::fail(5, "database is locked"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        conn.execute(SCRIPT, ()).await.expect("retried script");
+        assert!(
+            !conn.in_transaction(),
+            "a transaction counted as open after an autocommit script"
+        );
+    });
+}
+
+#[test]
+#[ignore = "client defect: a script retried after BUSY treats its committing RELEASE as committing nothing"]
+fn a_retried_script_whose_release_answer_is_lost_is_ambiguous() {
+    // The first try is refused as busy and undone (its RELEASE answered); the answer to the
+    // retry's RELEASE, which commits the script, is lost.
+    let mut releases = 0;
+    let node = ScriptedNode::new(move |seen| match seen.exec_sql() {
+        Some(SCRIPT) if releases == 0 => Action::fail(5, "database is locked"),
+        Some("RELEASE dqlite_script") => {
+            releases += 1;
+            if releases == 2 {
+                Action::Close
+            } else {
+                Action::Answer
+            }
+        }
+        _ => Action::Answer,
+    });
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let e = conn.execute(SCRIPT, ()).await.unwrap_err();
+        assert_eq!(node.count_writes(SCRIPT), 2);
+        assert!(
+            e.is_ambiguous(),
+            "a lost commit reported as a clean failure: {e:?}"
+        );
+    });
+}
+
+#[test]
+#[ignore = "client defect: a script retried after BUSY treats its committing RELEASE as committing nothing, so the pool repeats it"]
+fn the_pool_never_repeats_a_script_whose_commit_answer_was_lost() {
+    // As above, through the pool: the lost commit must not be sent again elsewhere.
+    let mut releases = 0;
+    let node = ScriptedNode::new(move |seen| match seen.exec_sql() {
+        Some(SCRIPT) if releases == 0 => Action::fail(5, "database is locked"),
+        Some("RELEASE dqlite_script") => {
+            releases += 1;
+            if releases == 2 {
+                Action::Close
+            } else {
+                Action::Answer
+            }
+        }
+        _ => Action::Answer,
+    });
+    node.run(async {
+        let pool = pool(&node, 2).await;
+        let result = pool.execute(SCRIPT, ()).await;
+        assert_eq!(
+            node.count_writes(SCRIPT),
+            2,
+            "a script whose commit may have applied was run again: {result:?}"
+        );
+        assert!(result.unwrap_err().is_ambiguous());
+    });
+}
+
+#[test]
+#[ignore = "client defect: a script is retried after BUSY only once, not within the busy budget"]
+fn a_script_refused_busy_twice_in_autocommit_is_retried_again() {
+    let node = ScriptedNode::new(when(
+        is_write(SCRIPT),
+        2,
+        Action::fail(5, "database is locked"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let result = conn.execute(SCRIPT, ()).await;
+        assert_eq!(node.count_writes(SCRIPT), 3, "{result:?}");
+        result.expect("retried script");
+    });
+}
+
+#[test]
+fn a_script_whose_answer_is_lost_before_its_release_is_a_clean_failure() {
+    let node = ScriptedNode::new(when(is_write(SCRIPT), 1, Action::Close));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let e = conn.execute(SCRIPT, ()).await.unwrap_err();
+        assert!(matches!(e, Error::Connection(_)), "{e:?}");
+        assert!(!e.is_ambiguous());
+    });
+}
+
+#[test]
+fn a_script_whose_release_answer_is_lost_in_autocommit_is_ambiguous() {
+    let node = ScriptedNode::new(when(is_write("RELEASE dqlite_script"), 1, Action::Close));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let e = conn.execute(SCRIPT, ()).await.unwrap_err();
+        assert!(e.is_ambiguous(), "{e:?}");
+    });
+}
+
+#[test]
+fn a_script_whose_release_answer_is_lost_inside_a_transaction_is_a_clean_failure() {
+    // Its RELEASE commits nothing: the open transaction dies with the connection.
+    let node = ScriptedNode::new(when(is_write("RELEASE dqlite_script"), 1, Action::Close));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        conn.execute("BEGIN", ()).await.expect("BEGIN");
+        let e = conn.execute(SCRIPT, ()).await.unwrap_err();
+        assert!(matches!(e, Error::Connection(_)), "{e:?}");
+        assert!(!e.is_ambiguous());
+    });
+}
+
+#[test]
+fn a_script_controlling_its_transaction_that_fails_part_way_is_partly_applied() {
+    let node = ScriptedNode::new(when(
+        is_write(INSERT),
+        1,
+        Action::fail(2067, "UNIQUE constraint failed: t.id"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let e = conn
+            .execute("BEGIN; INSERT INTO t VALUES (1); COMMIT", ())
+            .await
+            .unwrap_err();
+        match &e {
+            Error::PartlyApplied {
+                executed,
+                total,
+                error,
+            } => {
+                assert_eq!((*executed, *total), (1, 3));
+                assert!(error.is_constraint(), "{error:?}");
+            }
+            other => panic!("expected PartlyApplied, got {other:?}"),
+        }
+        assert!(!e.is_ambiguous());
+        assert!(conn.in_transaction(), "the BEGIN that ran was forgotten");
+        assert_eq!(node.writes(), ["BEGIN", INSERT]);
+    });
+}
+
+// ----- which failures the pool keeps a connection after ------------------------------------
+
+#[test]
+fn a_pooled_connection_after_a_constraint_failure_is_reused() {
+    let node = ScriptedNode::new(when(
+        is_write(INSERT),
+        1,
+        Action::fail(19, "constraint failed"),
+    ));
+    node.run(async {
+        let pool = pool(&node, 1).await;
+        {
+            let mut conn = pool.acquire().await.expect("acquire");
+            conn.execute(INSERT, ()).await.unwrap_err();
+        }
+        let mut conn = pool.acquire().await.expect("acquire again");
+        answers_fresh(&mut conn).await;
+        assert_eq!(node.dials(), 1, "a usable connection was dropped");
+    });
+}
+
+#[test]
+fn a_pooled_connection_that_saw_not_leader_is_not_reused() {
+    let node = ScriptedNode::new(when(is_write(INSERT), 1, Action::fail(10250, "not leader")));
+    node.run(async {
+        let pool = pool(&node, 1).await;
+        {
+            let mut conn = pool.acquire().await.expect("acquire");
+            conn.execute(INSERT, ()).await.unwrap_err();
+        }
+        let mut conn = pool.acquire().await.expect("acquire again");
+        answers_fresh(&mut conn).await;
+        assert_eq!(
+            node.dials(),
+            2,
+            "a connection to a node that is not the leader was reused"
+        );
+    });
+}
+
+#[test]
+fn a_pooled_connection_whose_answer_was_lost_is_not_reused() {
+    let node = ScriptedNode::new(when(is_write(INSERT), 1, Action::Close));
+    node.run(async {
+        let pool = pool(&node, 1).await;
+        {
+            let mut conn = pool.acquire().await.expect("acquire");
+            conn.execute(INSERT, ()).await.unwrap_err();
+        }
+        let mut conn = pool.acquire().await.expect("acquire again");
+        answers_fresh(&mut conn).await;
+        assert_eq!(node.dials(), 2, "a broken connection was reused");
+    });
+}
+
 // ----- the pool's reset ---------------------------------------------------------------------
 
 #[test]
