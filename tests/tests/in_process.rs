@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dqlite_client::{
-    BoxStream, Config, Connection, Error, Misuse, Plain, Pool, PoolOptions, Runtime,
+    BoxStream, Config, Connection, Error, Misuse, Plain, Pool, PoolOptions, RowsBatch, Runtime,
+    Text, Value,
 };
 use dqlite_proto::server::Response;
 use dqlite_smol::Smol;
@@ -281,6 +282,77 @@ fn a_reply_of_the_wrong_kind_to_a_write_is_a_protocol_error_that_breaks_the_conn
         // The write was sent and its answer is unusable: it may have been applied.
         assert!(e.is_ambiguous(), "{e:?}");
         assert!(conn.is_broken());
+    });
+}
+
+#[test]
+fn a_result_cut_off_part_way_is_a_clean_connection_error() {
+    // Two of the four batches of `SELECT many` arrive, then the stream closes.
+    let batch = |b: i64| {
+        let values = (b * 250..(b + 1) * 250).map(Value::Integer).collect();
+        Response::Rows(RowsBatch::new(vec![Text::from("x")], values, false))
+    };
+    let node = ScriptedNode::new(when(
+        is_query("SELECT many"),
+        1,
+        Action::ReplyThenClose(vec![batch(0), batch(1)]),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let e = conn.fetch_all("SELECT many", ()).await.unwrap_err();
+        assert!(matches!(e, Error::Connection(_)), "{e:?}");
+        assert!(!e.is_ambiguous());
+        assert!(conn.is_broken());
+    });
+}
+
+#[test]
+fn a_pipelined_batch_cut_off_reports_each_sent_write_ambiguous() {
+    // The second of three pipelined writes loses its answer: the first was answered, the
+    // second and third were sent.
+    let mut writes = 0;
+    let node = ScriptedNode::new(move |seen| {
+        if seen.exec_sql().is_some() {
+            writes += 1;
+            if writes == 2 {
+                return Action::Close;
+            }
+        }
+        Action::Answer
+    });
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let results = conn
+            .execute_pipelined("INSERT INTO t VALUES (?)", [(1i64,), (2i64,), (3i64,)])
+            .await
+            .expect("the batch runs");
+        assert_eq!(results.len(), 3);
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        for r in &results[1..] {
+            assert!(r.as_ref().is_err_and(Error::is_ambiguous), "{r:?}");
+        }
+    });
+}
+
+#[test]
+fn a_node_refusing_open_as_not_leader_is_reported_naming_the_leader() {
+    let node = ScriptedNode::new(when(
+        |seen| matches!(seen.request, dqlite_proto::server::Request::Open { .. }),
+        1,
+        Action::fail(10250, "not leader"),
+    ));
+    node.run(async {
+        let e = Connection::connect(Smol, ADDRESS, config(&node, Config::new()))
+            .await
+            .unwrap_err();
+        assert!(e.is_not_leader(), "{e:?}");
+        match e {
+            Error::NotLeader {
+                leader: Some(leader),
+                ..
+            } => assert_eq!((leader.id, leader.address.as_str()), (1, ADDRESS)),
+            other => panic!("expected NotLeader naming the leader, got {other:?}"),
+        }
     });
 }
 
@@ -1007,6 +1079,20 @@ fn a_fetch_of_several_batches_dropped_at_any_poll_leaves_the_connection_answerin
         at_every_poll!(c, async {
             let rows = c.fetch_all("SELECT many", ()).await.expect("SELECT many");
             assert_eq!(rows.len(), 1000);
+        });
+    });
+}
+
+#[test]
+fn a_row_stream_dropped_at_any_poll_leaves_the_connection_answering_its_own_requests() {
+    let node = ScriptedNode::answering();
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let c = &mut conn;
+        at_every_poll!(c, async {
+            let mut rows = c.stream("SELECT many", ()).await.expect("SELECT many");
+            let first = rows.next_batch().await.expect("a batch").expect("rows");
+            assert!(!first.is_empty());
         });
     });
 }
