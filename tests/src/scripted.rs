@@ -4,7 +4,8 @@
 //! Each dial gets one end of an in-memory duplex pipe (tokio's `duplex`, seen through
 //! `tokio-util`'s futures-io compatibility layer, which is what the client reads and
 //! writes); the other end is served by a task on the node's own single-threaded executor.
-//! A test runs its client code with [`ScriptedNode::run`], which drives the client and every
+//! A test runs its client code with [`ScriptedNode::run`] (or [`ScriptedNode::serve`] under
+//! another runtime's `block_on`), which drives the client and every
 //! connection's server task on the calling thread, so the order of events follows from the
 //! protocol alone.
 //!
@@ -149,9 +150,16 @@ impl ScriptedNode {
     }
 
     /// Runs `fut` (the client side of a test) to completion on this thread, serving the
-    /// node's connections meanwhile.
+    /// node's connections meanwhile (on smol's `block_on`, which also drives the smol
+    /// runtime's timers).
     pub fn run<T>(&self, fut: impl Future<Output = T>) -> T {
-        smol::block_on(self.executor.run(fut))
+        smol::block_on(self.serve(fut))
+    }
+
+    /// `fut`, with the node's connections served while it runs: for running a test on
+    /// another runtime's `block_on` (a current-thread tokio runtime, say).
+    pub async fn serve<T>(&self, fut: impl Future<Output = T>) -> T {
+        self.executor.run(fut).await
     }
 
     /// Opens a connection to the node at `address`: the client's end of a new pipe, whose

@@ -18,6 +18,7 @@ use dqlite_proto::server::Response;
 use dqlite_smol::Smol;
 use dqlite_tests::cancel::drop_after;
 use dqlite_tests::scripted::{when, Action, ScriptedNode, Seen, ADDRESS};
+use dqlite_tokio::Tokio;
 
 const INSERT: &str = "INSERT INTO t VALUES (1)";
 
@@ -353,6 +354,31 @@ fn a_node_refusing_open_as_not_leader_is_reported_naming_the_leader() {
             } => assert_eq!((leader.id, leader.address.as_str()), (1, ADDRESS)),
             other => panic!("expected NotLeader naming the leader, got {other:?}"),
         }
+    });
+}
+
+#[test]
+fn a_script_failing_in_autocommit_is_undone_and_leaves_no_transaction() {
+    let node = ScriptedNode::new(when(
+        is_write(SCRIPT),
+        1,
+        Action::fail(2067, "UNIQUE constraint failed: t.id"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let e = conn.execute(SCRIPT, ()).await.unwrap_err();
+        assert!(e.is_constraint(), "{e:?}");
+        assert!(!e.is_ambiguous());
+        assert_eq!(
+            node.writes(),
+            [
+                "SAVEPOINT dqlite_script",
+                SCRIPT,
+                "ROLLBACK TO dqlite_script",
+                "RELEASE dqlite_script",
+            ]
+        );
+        assert!(!conn.in_transaction());
     });
 }
 
@@ -1156,5 +1182,59 @@ fn a_pool_execute_dropped_at_any_poll_leaves_every_connection_accounted_for() {
             points += 1;
         }
         assert!(points > 0, "the pool never waited: nothing was cancelled");
+    });
+}
+
+// ----- on the tokio adapter -------------------------------------------------------------------
+
+/// Runs `fut` on a current-thread tokio runtime (whose timers the `Tokio` runtime uses),
+/// serving `node`'s connections meanwhile.
+fn on_tokio<T>(node: &ScriptedNode, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(node.serve(fut))
+}
+
+#[test]
+fn on_tokio_a_write_unanswered_past_the_deadline_is_an_ambiguous_timeout() {
+    let node = ScriptedNode::new(when(is_write(INSERT), 1, Action::Ignore));
+    on_tokio(&node, async {
+        let base = Config::new().request_timeout(Duration::from_millis(100));
+        let mut conn = Connection::connect(Tokio, ADDRESS, config(&node, base))
+            .await
+            .expect("connect");
+        let e = conn.execute(INSERT, ()).await.unwrap_err();
+        assert!(e.is_ambiguous() && e.is_timeout(), "{e:?}");
+        assert!(conn.is_broken());
+    });
+}
+
+#[test]
+fn on_tokio_busy_in_autocommit_is_retried_until_it_succeeds() {
+    let node = ScriptedNode::new(when(
+        is_write(INSERT),
+        2,
+        Action::fail(5, "database is locked"),
+    ));
+    on_tokio(&node, async {
+        let mut conn = Connection::connect(Tokio, ADDRESS, config(&node, Config::new()))
+            .await
+            .expect("connect");
+        conn.execute(INSERT, ()).await.expect("retried past BUSY");
+        assert_eq!(node.count_writes(INSERT), 3);
+    });
+}
+
+#[test]
+fn on_tokio_an_execute_dropped_at_any_poll_leaves_the_connection_answering_its_own_requests() {
+    let node = ScriptedNode::answering();
+    on_tokio(&node, async {
+        let mut conn = Connection::connect(Tokio, ADDRESS, config(&node, Config::new()))
+            .await
+            .expect("connect");
+        let c = &mut conn;
+        at_every_poll!(c, async { c.execute(INSERT, ()).await.expect("INSERT") });
     });
 }
