@@ -22,6 +22,10 @@ use dqlite_tokio::Tokio;
 
 const INSERT: &str = "INSERT INTO t VALUES (1)";
 
+/// The request deadline of the scenarios about a deadline: it passes only for the request
+/// left unanswered, never for the answered ones before it, even on a loaded machine.
+const DEADLINE: Duration = Duration::from_millis(500);
+
 /// `base` with every node dialled through `node`.
 fn config(node: &ScriptedNode, base: Config) -> Config {
     let node = node.clone();
@@ -223,7 +227,7 @@ fn not_leader_on_a_write_is_a_clean_failure() {
 fn a_write_unanswered_past_the_deadline_is_an_ambiguous_timeout() {
     let node = ScriptedNode::new(when(is_write(INSERT), 1, Action::Ignore));
     node.run(async {
-        let base = Config::new().request_timeout(Duration::from_millis(100));
+        let base = Config::new().request_timeout(DEADLINE);
         let mut conn = connect_with(&node, base).await;
         let e = conn.execute(INSERT, ()).await.unwrap_err();
         assert!(e.is_ambiguous(), "{e:?}");
@@ -244,7 +248,7 @@ fn a_write_unanswered_past_the_deadline_is_an_ambiguous_timeout() {
 fn a_read_unanswered_past_the_deadline_is_a_clean_timeout() {
     let node = ScriptedNode::new(when(is_query("SELECT 1"), 1, Action::Ignore));
     node.run(async {
-        let base = Config::new().request_timeout(Duration::from_millis(100));
+        let base = Config::new().request_timeout(DEADLINE);
         let mut conn = connect_with(&node, base).await;
         let e = conn.fetch_all("SELECT 1", ()).await.unwrap_err();
         assert!(matches!(e, Error::Timeout(_)), "{e:?}");
@@ -1201,7 +1205,7 @@ fn on_tokio<T>(node: &ScriptedNode, fut: impl std::future::Future<Output = T>) -
 fn on_tokio_a_write_unanswered_past_the_deadline_is_an_ambiguous_timeout() {
     let node = ScriptedNode::new(when(is_write(INSERT), 1, Action::Ignore));
     on_tokio(&node, async {
-        let base = Config::new().request_timeout(Duration::from_millis(100));
+        let base = Config::new().request_timeout(DEADLINE);
         let mut conn = Connection::connect(Tokio, ADDRESS, config(&node, base))
             .await
             .expect("connect");
