@@ -1127,6 +1127,19 @@ fn a_row_stream_dropped_at_any_poll_leaves_the_connection_answering_its_own_requ
     });
 }
 
+/// A script runs inside a savepoint; dropped part-way, the savepoint must not stay open
+/// under the connection's next (autocommit) writes, which would then never commit.
+#[test]
+#[ignore = "client defect: a script dropped after its SAVEPOINT went out leaves that transaction open, and nothing rolls it back before the next request"]
+fn a_script_dropped_at_any_poll_leaves_no_transaction_open() {
+    let node = ScriptedNode::answering();
+    node.run(async {
+        let mut conn = connect(&node).await;
+        let c = &mut conn;
+        at_every_poll!(c, async { c.execute(SCRIPT, ()).await.expect("script") });
+    });
+}
+
 #[test]
 fn a_begin_dropped_at_any_poll_leaves_no_transaction_open() {
     let node = ScriptedNode::answering();
