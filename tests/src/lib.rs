@@ -4,6 +4,8 @@
 //!   directories);
 //! * [`cancel`] drops futures after a chosen number of polls;
 //! * [`fake_server`] is a scripted fake node on loopback TCP (slow answers, silence);
+//! * [`scripted`] is a node played by a script inside the test's process, over in-memory
+//!   pipes, for deterministic tests of the async client's logic;
 //! * [`nodes`] builds and runs the repository's own node program, `tlsnode`: clusters over
 //!   mutual TLS ([`nodes::TlsCluster`]) or plaintext, readiness from the nodes' status lines,
 //!   and Debian's `dqlite` shell;
@@ -28,6 +30,7 @@ pub mod links;
 pub mod nodes;
 pub mod proxy;
 pub mod register;
+pub mod scripted;
 pub mod tls;
 
 pub use cluster_state::READY_TIMEOUT;
