@@ -849,7 +849,6 @@ fn a_script_refused_busy_in_autocommit_is_undone_and_retried() {
 /// the script's savepoint transaction back; the successful ROLLBACK TO and RELEASE that
 /// follow show it did not, and that the retry started in autocommit.
 #[test]
-#[ignore = "client defect: after a script's BUSY retry the bookkeeping stays unknown, so the retried script runs as if inside a transaction"]
 fn a_script_retried_after_busy_in_autocommit_leaves_no_transaction_open() {
     let node = ScriptedNode::new(when(
         is_write(SCRIPT),
@@ -867,7 +866,6 @@ fn a_script_retried_after_busy_in_autocommit_leaves_no_transaction_open() {
 }
 
 #[test]
-#[ignore = "client defect: a script retried after BUSY treats its committing RELEASE as committing nothing"]
 fn a_retried_script_whose_release_answer_is_lost_is_ambiguous() {
     // The first try is refused as busy and undone (its RELEASE answered); the answer to the
     // retry's RELEASE, which commits the script, is lost.
@@ -896,7 +894,6 @@ fn a_retried_script_whose_release_answer_is_lost_is_ambiguous() {
 }
 
 #[test]
-#[ignore = "client defect: a script retried after BUSY treats its committing RELEASE as committing nothing, so the pool repeats it"]
 fn the_pool_never_repeats_a_script_whose_commit_answer_was_lost() {
     // As above, through the pool: the lost commit must not be sent again elsewhere.
     let mut releases = 0;
@@ -925,7 +922,6 @@ fn the_pool_never_repeats_a_script_whose_commit_answer_was_lost() {
 }
 
 #[test]
-#[ignore = "client defect: a script is retried after BUSY only once, not within the busy budget"]
 fn a_script_refused_busy_twice_in_autocommit_is_retried_again() {
     let node = ScriptedNode::new(when(
         is_write(SCRIPT),
@@ -1188,7 +1184,6 @@ fn a_row_stream_dropped_at_any_poll_leaves_the_connection_answering_its_own_requ
 /// A script runs inside a savepoint; dropped part-way, the savepoint must not stay open
 /// under the connection's next (autocommit) writes, which would then never commit.
 #[test]
-#[ignore = "client defect: a script dropped after its SAVEPOINT went out leaves that transaction open, and nothing rolls it back before the next request"]
 fn a_script_dropped_at_any_poll_leaves_no_transaction_open() {
     let node = ScriptedNode::answering();
     node.run(async {
@@ -1199,7 +1194,6 @@ fn a_script_dropped_at_any_poll_leaves_no_transaction_open() {
 }
 
 #[test]
-#[ignore = "client defect: a script dropped after its SAVEPOINT went out leaves that transaction open, and nothing rolls it back before the next request"]
 fn a_write_after_a_dropped_script_is_not_sent_inside_its_savepoint() {
     let node = ScriptedNode::answering();
     node.run(async {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use dqlite_client::{Config, Connection, Error, Misuse, Pool, PoolOptions, Value};
 use dqlite_proto::Misuse as CoreMisuse;
 use dqlite_smol::Smol;
+use dqlite_tests::cancel::drop_after;
 use dqlite_tests::harness::Cluster;
 
 fn config(db: &str) -> Config {
@@ -411,6 +412,52 @@ fn scripts_are_atomic_or_say_how_much_ran() {
 
 /// Eight tasks writing through one pool on a healthy cluster never see "database is
 /// locked": BUSY is retried within the request's budget.
+/// A script whose `execute` is dropped before it ended (its savepoint sent, the script
+/// perhaps running) is rolled back before the connection's next write, which then commits
+/// on its own: no later `Ok` is swallowed by a savepoint nobody will release.
+#[test]
+fn a_dropped_script_is_rolled_back_before_the_next_write() {
+    let (_cluster, addr) = one_node();
+    smol::block_on(async {
+        let db = "dropped_script";
+        let mut conn = Connection::connect(Smol, &addr, config(db)).await.unwrap();
+        conn.execute("CREATE TABLE t (x INTEGER)", ())
+            .await
+            .unwrap();
+        // Long enough for a drop to fall while the server runs it.
+        let script = "INSERT INTO t WITH RECURSIVE c(x) AS \
+                      (SELECT 1000001 UNION ALL SELECT x + 1 FROM c WHERE x < 1300000) \
+                      SELECT x FROM c; INSERT INTO t VALUES (-1)";
+        let mut dropped_mid_script = false;
+        for polls in 1..=200 {
+            let done = drop_after(conn.execute(script, ()), polls).await;
+            conn.execute("INSERT INTO t VALUES (?)", (polls as i64,))
+                .await
+                .expect("the write after a dropped script");
+            assert!(!conn.in_transaction(), "a transaction is left open");
+            // Seen from another connection: the write committed, and the script either
+            // committed whole or not at all.
+            let mut other = Connection::connect(Smol, &addr, config(db)).await.unwrap();
+            let mine: i64 = other
+                .fetch_val("SELECT count(*) FROM t WHERE x = ?", (polls as i64,))
+                .await
+                .unwrap();
+            assert_eq!(mine, 1, "the write after the dropped script did not commit");
+            let ends = count(&mut other, "SELECT count(*) FROM t WHERE x = -1").await;
+            let rows = count(&mut other, "SELECT count(*) FROM t WHERE x > 1000000").await;
+            assert_eq!(rows, 300_000 * ends, "a script applied in part");
+            conn.execute("DELETE FROM t WHERE x = -1 OR x > 1000000", ())
+                .await
+                .unwrap();
+            if done.is_none() && ends == 0 {
+                dropped_mid_script = true;
+                break;
+            }
+        }
+        assert!(dropped_mid_script, "no drop fell while the script ran");
+    });
+}
+
 #[test]
 fn busy_is_retried_within_the_budget_under_concurrent_writers() {
     let cluster = Cluster::start(3);

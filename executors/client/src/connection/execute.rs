@@ -43,43 +43,60 @@ impl<R: Runtime> Connection<R> {
     }
 
     /// A script without transaction control, made atomic by a savepoint: on a failure the
-    /// statements that ran are rolled back before the error is returned.
+    /// statements that ran are rolled back before the error is returned. In autocommit, a
+    /// script refused with BUSY is undone and tried again within the busy budget.
+    ///
+    /// Its steps are sent without settling in between (they are one operation); if the
+    /// future is dropped part-way, `script_cleanup` has the savepoint rolled back before
+    /// the connection's next use.
     pub(super) async fn execute_atomic(&mut self, script: &str) -> Result<ExecResult> {
         let savepoint = TxControl::Savepoint(SCRIPT_SAVEPOINT.to_owned());
         let release = TxControl::Release(SCRIPT_SAVEPOINT.to_owned());
-        let undo = TxControl::RollbackTo(SCRIPT_SAVEPOINT.to_owned());
         let started = self.session.rt().now();
         let mut attempt = 0;
         loop {
             self.ready().await?;
             // Releasing the savepoint commits only when it began the transaction.
-            let outer = self.tx.is_autocommit();
+            let before = self.tx.clone();
+            let outer = before.is_autocommit();
             let commit = if outer { Effect::Write } else { Effect::None };
-            self.exec_tracked(std::slice::from_ref(&savepoint), Effect::None, |p| {
-                p.exec_sql(&format!("SAVEPOINT {SCRIPT_SAVEPOINT}"), &[])
-            })
-            .await?;
+            self.script_cleanup = Some(outer);
+            if let Err(e) = self
+                .exec_tracked_now(std::slice::from_ref(&savepoint), Effect::None, |p| {
+                    p.exec_sql(&format!("SAVEPOINT {SCRIPT_SAVEPOINT}"), &[])
+                })
+                .await
+            {
+                // Refused: no savepoint was opened (or the connection is gone).
+                self.script_cleanup = None;
+                return Err(e);
+            }
             // Nothing the script does is committed before the RELEASE: if its answer is
             // lost, the uncommitted work dies with the connection.
             let result = match self
-                .exec_tracked(&[], Effect::None, |p| p.exec_sql(script, &[]))
+                .exec_tracked_now(&[], Effect::None, |p| p.exec_sql(script, &[]))
                 .await
             {
                 Ok(r) => match self
-                    .exec_tracked(std::slice::from_ref(&release), commit, |p| {
+                    .exec_tracked_now(std::slice::from_ref(&release), commit, |p| {
                         p.exec_sql(&format!("RELEASE {SCRIPT_SAVEPOINT}"), &[])
                     })
                     .await
                 {
-                    Ok(_) => return Ok(r),
+                    Ok(_) => {
+                        self.script_cleanup = None;
+                        return Ok(r);
+                    }
                     Err(e) => e,
                 },
                 Err(e) => e,
             };
             if result.is_ambiguous() || self.is_broken() {
+                // What the server holds is unknown; an ambiguous failure that left the
+                // connection usable is rolled back (if anything is left) before its next use.
                 return Err(result);
             }
-            self.undo_script(&undo, &release, outer).await?;
+            self.undo_script(before).await?;
             if outer && self.busy_pause(&result, started, &mut attempt).await {
                 continue;
             }
@@ -87,35 +104,42 @@ impl<R: Runtime> Connection<R> {
         }
     }
 
-    /// Rolls a failed script back to its savepoint and releases it; if that fails, rolls
-    /// back the transaction the savepoint began, and if that fails too the connection is
-    /// broken: it must not be used inside a transaction nobody knows of.
-    pub(super) async fn undo_script(
-        &mut self,
-        undo: &TxControl,
-        release: &TxControl,
-        outer: bool,
-    ) -> Result<()> {
+    /// Rolls a failed script back to its savepoint and releases it, which restores the
+    /// transaction state from `before` the script; if that fails, rolls back the
+    /// transaction the savepoint began, and if that fails too the connection is broken: it
+    /// must not be used inside a transaction nobody knows of.
+    pub(super) async fn undo_script(&mut self, before: TxState) -> Result<()> {
+        let outer = before.is_autocommit();
+        let controls = [
+            TxControl::RollbackTo(SCRIPT_SAVEPOINT.to_owned()),
+            TxControl::Release(SCRIPT_SAVEPOINT.to_owned()),
+        ];
         let undone = async {
-            self.exec_tracked(std::slice::from_ref(undo), Effect::None, |p| {
+            self.exec_tracked_now(&controls[..1], Effect::None, |p| {
                 p.exec_sql(&format!("ROLLBACK TO {SCRIPT_SAVEPOINT}"), &[])
             })
             .await?;
-            self.exec_tracked(std::slice::from_ref(release), Effect::None, |p| {
+            self.exec_tracked_now(&controls[1..], Effect::None, |p| {
                 p.exec_sql(&format!("RELEASE {SCRIPT_SAVEPOINT}"), &[])
             })
             .await
         }
         .await;
         let Err(first) = undone else {
+            // The savepoint was still there to roll back to (an error SQLite answers by
+            // rolling back the whole transaction would have removed it), so the server is
+            // where it was before the script, whatever the failure made the tracker assume.
+            self.tx = before;
+            self.script_cleanup = None;
             return Ok(());
         };
         if outer {
             let rollback = [TxControl::Rollback];
             let _ = self
-                .exec_tracked(&rollback, Effect::None, |p| p.exec_sql("ROLLBACK", &[]))
+                .exec_tracked_now(&rollback, Effect::None, |p| p.exec_sql("ROLLBACK", &[]))
                 .await;
             if self.tx.is_autocommit() {
+                self.script_cleanup = None;
                 return Ok(());
             }
         }
@@ -156,12 +180,25 @@ impl<R: Runtime> Connection<R> {
         f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
     ) -> Result<ExecResult> {
         self.ready().await?;
+        self.exec_tracked_now(controls, effect, f).await
+    }
+
+    /// [`exec_tracked`](Self::exec_tracked) without settling what earlier callers left
+    /// behind first: for the later steps of one operation (a script's savepoint, body and
+    /// release), whose own cleanup must not run between them.
+    pub(super) async fn exec_tracked_now(
+        &mut self,
+        controls: &[TxControl],
+        effect: Effect,
+        f: impl FnOnce(&mut dqlite_proto::Connection) -> Result<RequestId, CoreError>,
+    ) -> Result<ExecResult> {
         let before = self.tx.clone();
         if !controls.is_empty() {
             // Until the answer says otherwise: a dropped future leaves it unknown.
             self.tx = TxState::Unknown;
         }
-        let result = match self.call(effect, f).await {
+        let span = tracing::debug_span!("dqlite.request", address = %self.session.address());
+        let result = match self.session.call(effect, f).instrument(span).await {
             Ok(Reply::Executed(r)) => Ok(r),
             Ok(other) => Err(unexpected(other, "RESULT")),
             Err(e) => Err(e),

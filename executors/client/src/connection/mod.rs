@@ -68,6 +68,10 @@ pub struct Connection<R: Runtime> {
     /// A dropped transaction guard left this savepoint depth (0 = the whole transaction) to
     /// roll back before the next use.
     pending_rollback: Option<u32>,
+    /// A script's savepoint (`execute` of several statements) whose future was dropped
+    /// before the script ended: rolled back before the next use. `true` when the savepoint
+    /// began the transaction.
+    script_cleanup: Option<bool>,
     /// Statements whose handles were dropped, to FINALIZE before the next request.
     finalize_queue: Arc<Mutex<Vec<dqlite_proto::Stmt>>>,
     /// Statements prepared for SQL sent with parameters ([`Config::statement_cache`]).
@@ -125,6 +129,7 @@ impl<R: Runtime> Connection<R> {
             tx_depth: 0,
             tx: TxState::Autocommit,
             pending_rollback: None,
+            script_cleanup: None,
             finalize_queue: Arc::new(Mutex::new(Vec::new())),
             cache: Arc::new(Mutex::new(StatementCache::new(capacity))),
             busy_backoff: Backoff::new(BUSY_PAUSE_START, BUSY_PAUSE_CAP, seed),
@@ -166,7 +171,7 @@ impl<R: Runtime> Connection<R> {
     /// thing on the next call). A [`Pool`](crate::Pool) never hands out a connection for
     /// which this is true: it rolls the transaction back first, or discards the connection.
     pub fn in_transaction(&self) -> bool {
-        if matches!(self.pending_rollback, Some(d) if d <= 1) {
+        if matches!(self.pending_rollback, Some(d) if d <= 1) || self.script_cleanup == Some(true) {
             return false;
         }
         !self.tx.is_autocommit()

@@ -2,6 +2,7 @@
 //! left behind is settled before each request, transaction control is tracked whoever
 //! sends it, and a pooled connection is reset to autocommit.
 
+use super::execute::SCRIPT_SAVEPOINT;
 use super::*;
 
 impl<R: Runtime> Connection<R> {
@@ -19,20 +20,36 @@ impl<R: Runtime> Connection<R> {
                 self.session.abandon(id);
             }
         }
+        if let Some(outer) = self.script_cleanup.take() {
+            // Innermost first: a script's savepoint sits inside any guard's.
+            let sql = if outer {
+                "ROLLBACK".to_owned()
+            } else {
+                format!("ROLLBACK TO {SCRIPT_SAVEPOINT}; RELEASE {SCRIPT_SAVEPOINT}")
+            };
+            self.settle_with(&sql).await?;
+        }
         if let Some(depth) = self.pending_rollback.take() {
-            let sql = rollback_sql(depth);
-            let id = self.queue(|p| p.exec_sql(&sql, &[]))?;
             // Settled from here on, even if this caller walks away before the answer.
             self.tx_depth = depth.saturating_sub(1);
-            let before = std::mem::replace(&mut self.tx, TxState::Unknown);
-            let controls = controls_of(&sql);
-            match self.wait(id, self.session.config().request_timeout).await {
-                Ok(_) => self.tx = before.after_all(&controls),
-                Err(e) => {
-                    self.tx = state_after_failure(before, &controls, &e);
-                    if e.breaks_connection() {
-                        return Err(e);
-                    }
+            self.settle_with(&rollback_sql(depth)).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `sql`, a rollback of what an earlier caller left open, and tracks its effect on
+    /// the transaction state. The state is settled even if this caller walks away before
+    /// the answer; only a failure that breaks the connection is returned.
+    async fn settle_with(&mut self, sql: &str) -> Result<()> {
+        let id = self.queue(|p| p.exec_sql(sql, &[]))?;
+        let before = std::mem::replace(&mut self.tx, TxState::Unknown);
+        let controls = controls_of(sql);
+        match self.wait(id, self.session.config().request_timeout).await {
+            Ok(_) => self.tx = before.after_all(&controls),
+            Err(e) => {
+                self.tx = state_after_failure(before, &controls, &e);
+                if e.breaks_connection() {
+                    return Err(e);
                 }
             }
         }
