@@ -337,7 +337,18 @@ fn unix_sockets_reach_nodes_and_lead_to_the_leader() {
         let mut node = NodeClient::connect(Smol, &fronts[(leader + 1) % 3], cfg())
             .await
             .expect("node client over a unix socket");
-        let named = node.leader().await.unwrap().expect("a leader");
+        // A follower learns who leads from the leader's heartbeats: wait until it names one.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let named = loop {
+            if let Some(named) = node.leader().await.unwrap() {
+                break named;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the follower named no leader within 30 s"
+            );
+            smol::Timer::after(Duration::from_millis(50)).await;
+        };
         assert_eq!(
             named.address.as_str(),
             cluster.db_address(leader).to_string()
