@@ -316,7 +316,18 @@ fn node_client_serves_cluster_requests_on_leader_and_followers() {
 
         // leader() and cluster() on both.
         for node in [&mut on_leader, &mut on_follower] {
-            let l = node.leader().await.unwrap().expect("a known leader");
+            // A follower learns who leads from heartbeats: wait until it names a leader.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let l = loop {
+                if let Some(l) = node.leader().await.unwrap() {
+                    break l;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no leader named in 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             assert_eq!(l.address.as_str(), leader_addr, "asked {}", node.address());
             let members = node.cluster().await.unwrap();
             assert_eq!(members.len(), 3, "{members:?}");
