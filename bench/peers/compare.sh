@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs dqlite-bench (tokio with and without its statement cache, smol, and the bare-core
-# floor), the go-dqlite benchmark (bench/peers/go) and the Python dqlite-client benchmark
+# Runs dqlite-bench (tokio with and without its statement cache, smol, the sqlx driver, and
+# the bare-core floor), the go-dqlite benchmark (bench/peers/go) and the Python dqlite-client benchmark
 # (bench/peers/python, on a private Python 3.13 that bench/peers/python/setup.sh fetches)
 # against one local 3-node cluster, in two placements (bench/peers/lib.sh: pinned,
 # servers on core 0 and clients on core 1; shared, no pinning), alternating clients within
@@ -54,6 +54,8 @@ pids="${cluster_pids[*]}"
       tagged "$p" "$pids" 0 "$out/gobench" -cluster "$followers_first" -workloads acdehij
       tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime smol --workloads b
       tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime smol --workloads acdehij
+      tagged "$p" "$pids" 10000 "$bench" --cluster "$nodes" --sqlx --workloads b
+      tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --sqlx --workloads ac
       tagged "$p" "$pids" 10000 "$bench" --cluster "$nodes" --floor --workloads b
       tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --floor --workloads ac
       if [ -n "$py" ]; then

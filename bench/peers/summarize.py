@@ -14,6 +14,7 @@ CLIENTS = [
     ("dqlite-rs", "tokio"),
     ("dqlite-rs", "tokio, cache off"),
     ("dqlite-rs", "smol"),
+    ("sqlx-dqlite", "tokio"),
     ("dqlite-rs-floor", "blocking"),
     ("go-dqlite", "go"),
     ("dqlite-client-py", "python3.13"),

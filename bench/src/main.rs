@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p dqlite-bench -- [--runtime tokio|smol] [--cluster A,B,C]
-//!                                       [--workloads a,b,c,d,e,f,h,i,j] [--floor]
+//!                                       [--workloads a,b,c,d,e,f,h,i,j] [--floor] [--sqlx]
 //!                                       [--busy-poll MICROS] [--coalesce MICROS]
 //!                                       [--statement-cache N] [--tls CERT,KEY]
 //! ```
@@ -33,6 +33,8 @@
 //! the one cluster certificate as CA and client certificate (as `app.SimpleTLSConfig` sets
 //! it up).
 
+mod sqlx_run;
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,7 @@ struct Args {
     cluster: Option<Vec<String>>,
     workloads: String,
     floor: bool,
+    sqlx: bool,
     busy_poll: Option<Duration>,
     coalesce: Option<Duration>,
 }
@@ -57,6 +60,7 @@ fn parse_args() -> Args {
         cluster: None,
         workloads: "abcdef".into(),
         floor: false,
+        sqlx: false,
         busy_poll: None,
         coalesce: None,
     };
@@ -69,6 +73,7 @@ fn parse_args() -> Args {
             }
             "--workloads" => args.workloads = it.next().unwrap_or_default().replace(',', ""),
             "--floor" => args.floor = true,
+            "--sqlx" => args.sqlx = true,
             "--capture" => args.capture = it.next(),
             "--coalesce" => {
                 args.coalesce = it
@@ -110,7 +115,7 @@ fn parse_args() -> Args {
                     .map(Duration::from_micros)
             }
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f] [--floor] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--tls CERT,KEY] [--capture DIR]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f,h,i,j] [--floor] [--sqlx] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--tls CERT,KEY] [--capture DIR]");
                 std::process::exit(2);
             }
         }
@@ -747,6 +752,8 @@ fn main() {
         "client",
         if args.floor {
             "dqlite-rs-floor"
+        } else if args.sqlx {
+            "sqlx-dqlite"
         } else {
             "dqlite-rs"
         },
@@ -775,6 +782,21 @@ fn main() {
     if args.floor {
         smol::block_on(setup(dqlite_smol::Smol, &leader));
         run_floor(&leader, w, waiting, &mut report);
+    } else if args.sqlx {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        rt.block_on(setup(dqlite_tokio::Tokio, &leader));
+        let leader = leader.clone();
+        let wl = w.to_owned();
+        let task = rt.spawn(async move {
+            let mut r = Report::default();
+            sqlx_run::run(&leader, &wl, &mut r).await;
+            r
+        });
+        let figures = rt.block_on(task).expect("benchmark task");
+        report.0.extend(figures.0);
     } else if args.runtime == "smol" {
         smol::block_on(run_client(
             dqlite_smol::Smol,

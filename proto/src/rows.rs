@@ -64,8 +64,11 @@ impl RowsBatch {
         self.values.chunks(n).take(self.rows)
     }
 
-    /// One row by index.
+    /// One row by index (`None` past [`len`](Self::len)).
     pub fn row(&self, i: usize) -> Option<&[Value]> {
+        if i >= self.rows {
+            return None;
+        }
         let n = self.columns.len();
         self.values
             .get(i.checked_mul(n)?..i.checked_add(1)?.checked_mul(n)?)
@@ -184,6 +187,14 @@ mod tests {
             .map(|h| u8::from_str_radix(h, 16).unwrap())
             .collect();
         Bytes::from(v)
+    }
+
+    #[test]
+    fn a_zero_column_batch_has_no_rows_to_index() {
+        let batch = RowsBatch::new(Vec::new(), Vec::new(), true);
+        assert_eq!(batch.len(), 0);
+        assert_eq!(batch.row(0), None);
+        assert_eq!(batch.row(7), None);
     }
 
     #[test]

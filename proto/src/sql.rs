@@ -431,17 +431,39 @@ impl<'a> Iterator for Tokens<'a> {
                 b if b.is_ascii_digit()
                     || (b == b'.' && bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit)) =>
                 {
-                    // A number (possibly `1e5`, `0x1F`, `1.5e-3`): not a word.
-                    while let Some(&c) = bytes.get(self.pos) {
-                        let exponent_sign = (c == b'-' || c == b'+')
-                            && matches!(bytes.get(self.pos - 1), Some(b'e' | b'E'))
-                            && !self.text(start).starts_with("0x");
-                        if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || exponent_sign {
-                            self.pos += 1;
-                        } else {
-                            break;
+                    // A number, as SQLite's tokenizer reads one: `0x1F`, or digits with an
+                    // optional fraction and exponent (`1`, `1.5`, `.5`, `1e-3`, `1_000`).
+                    // Identifier characters right after it belong to the same (illegal)
+                    // token, but a `.` after them starts a new one.
+                    let at = |i: usize| bytes.get(i).copied().unwrap_or(0);
+                    let digits = |mut i: usize, ok: fn(&u8) -> bool| {
+                        while ok(&at(i)) || (at(i) == b'_' && ok(&at(i + 1))) {
+                            i += 1;
+                        }
+                        i
+                    };
+                    let mut i = self.pos;
+                    if b == b'0'
+                        && matches!(at(i + 1), b'x' | b'X')
+                        && at(i + 2).is_ascii_hexdigit()
+                    {
+                        i = digits(i + 2, u8::is_ascii_hexdigit);
+                    } else {
+                        i = digits(i, u8::is_ascii_digit);
+                        if at(i) == b'.' {
+                            i = digits(i + 1, u8::is_ascii_digit);
+                        }
+                        if matches!(at(i), b'e' | b'E') {
+                            let sign = usize::from(matches!(at(i + 1), b'+' | b'-'));
+                            if at(i + 1 + sign).is_ascii_digit() {
+                                i = digits(i + 1 + sign, u8::is_ascii_digit);
+                            }
                         }
                     }
+                    while is_id_byte(at(i)) {
+                        i += 1;
+                    }
+                    self.pos = i;
                     return Some(Token::Other);
                 }
                 b if b.is_ascii_whitespace() => self.pos += 1,
@@ -497,6 +519,19 @@ mod tests {
         assert!(!has_returning("SELECT 'it''s returning' FROM t"));
         assert!(!has_returning("SELECT 1 /* unterminated returning"));
         assert!(!has_returning("SELECT 'unterminated returning"));
+    }
+
+    #[test]
+    fn numbers_end_where_sqlite_ends_them() {
+        // SQLite reads `6S` as one (illegal) token, then `.`, then the keyword.
+        assert!(has_returning("INSERT INTO t VALUES (1) 6S.RETURNING id"));
+        assert!(has_returning("INSERT INTO t VALUES (1.5)RETURNING id"));
+        let w: Vec<&str> =
+            words("SELECT 1e5, 0x1F, 1.5e-3, .5, 1_000, 1.2.3, 0xg FROM t").collect();
+        assert_eq!(w, ["SELECT", "FROM", "t"]);
+        // `1e` without digits is no exponent: `1e` is one token, then `+`, then `x`.
+        let w: Vec<&str> = words("SELECT 1e+x, 2E-7e FROM t").collect();
+        assert_eq!(w, ["SELECT", "x", "FROM", "t"]);
     }
 
     #[test]

@@ -31,6 +31,9 @@ use crate::connection::DqliteConnection;
 /// | `busy_timeout` | how long `SQLITE_BUSY` is retried outside transactions | 30 s |
 /// | `statement_cache` | prepared statements kept per connection (0 disables) | the client's |
 /// | `begin` | `immediate` or `deferred`: how sqlx transactions begin (see [`begin_immediate`](Self::begin_immediate)) | `deferred` |
+/// | `tls_cert`, `tls_key` | PEM files of the client certificate and its key: mutual TLS (feature `tls`) | plaintext |
+/// | `tls_ca` | PEM file of the certificates to trust | the `tls_cert` file, as go-dqlite's `app.WithTLS(app.SimpleTLSConfig(..))` clusters share one certificate |
+/// | `tls_server_name` | the name to check the nodes' certificates against | each node's address |
 ///
 /// ```
 /// use sqlx_dqlite::DqliteConnectOptions;
@@ -49,7 +52,22 @@ pub struct DqliteConnectOptions {
     pub(crate) busy_timeout: Option<Duration>,
     pub(crate) statement_cache: Option<usize>,
     pub(crate) begin_immediate: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<dqlite_client::TlsConfig>,
+    /// TLS files named in a URL, loaded once the URL is read whole.
+    #[cfg(feature = "tls")]
+    tls_files: TlsFiles,
     pub(crate) log_settings: LogSettings,
+}
+
+/// The TLS parameters of a URL.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone, Default)]
+struct TlsFiles {
+    cert: Option<String>,
+    key: Option<String>,
+    ca: Option<String>,
+    server_name: Option<String>,
 }
 
 impl Default for DqliteConnectOptions {
@@ -70,6 +88,10 @@ impl DqliteConnectOptions {
             busy_timeout: None,
             statement_cache: None,
             begin_immediate: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_files: TlsFiles::default(),
             log_settings: LogSettings::default(),
         }
     }
@@ -140,6 +162,16 @@ impl DqliteConnectOptions {
         self
     }
 
+    /// Speaks TLS to every node (feature `tls`): see [`dqlite_client::TlsConfig`], e.g.
+    /// `TlsConfig::from_pem(ca, cert, key)` for a go-dqlite cluster with mutual TLS. URL
+    /// parameters `tls_cert`, `tls_key`, `tls_ca` and `tls_server_name` do the same from
+    /// files.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: dqlite_client::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The node addresses.
     pub fn get_nodes(&self) -> &[String] {
         &self.nodes
@@ -167,6 +199,10 @@ impl DqliteConnectOptions {
         }
         if let Some(n) = self.statement_cache {
             config = config.statement_cache(n);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            config = config.tls(tls.clone());
         }
         config
     }
@@ -200,7 +236,47 @@ impl DqliteConnectOptions {
         if opts.nodes.is_empty() {
             return Err(config_error(format!("no node address in {s}")));
         }
+        #[cfg(feature = "tls")]
+        opts.load_tls()?;
         Ok(opts)
+    }
+
+    /// Builds the TLS settings from the files a URL named.
+    #[cfg(feature = "tls")]
+    fn load_tls(&mut self) -> Result<(), Error> {
+        let files = std::mem::take(&mut self.tls_files);
+        let read = |what: &str, path: &str| {
+            std::fs::read(path).map_err(|e| config_error(format!("{what} {path}: {e}")))
+        };
+        let tls = match (&files.cert, &files.key) {
+            (None, None) => match (&files.ca, &files.server_name) {
+                (None, None) => return Ok(()),
+                (Some(ca), _) => dqlite_client::TlsConfig::server_only(&read("tls_ca", ca)?),
+                (None, Some(_)) => {
+                    return Err(config_error(
+                        "tls_server_name needs tls_ca, or tls_cert and tls_key".to_owned(),
+                    ))
+                }
+            },
+            (Some(cert), Some(key)) => {
+                let cert_pem = read("tls_cert", cert)?;
+                let ca_pem = match &files.ca {
+                    Some(ca) => read("tls_ca", ca)?,
+                    None => cert_pem.clone(),
+                };
+                dqlite_client::TlsConfig::from_pem(&ca_pem, &cert_pem, &read("tls_key", key)?)
+            }
+            _ => return Err(config_error("tls_cert and tls_key go together".to_owned())),
+        }
+        .map_err(|e| config_error(format!("TLS settings: {e}")))?;
+        let tls = match &files.server_name {
+            Some(name) => tls
+                .server_name(name)
+                .map_err(|e| config_error(format!("tls_server_name: {e}")))?,
+            None => tls,
+        };
+        self.tls = Some(tls);
+        Ok(())
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
@@ -230,6 +306,20 @@ impl DqliteConnectOptions {
                     Some(value.parse().map_err(|_| {
                         config_error(format!("statement_cache: not a count: {value}"))
                     })?)
+            }
+            #[cfg(feature = "tls")]
+            "tls_cert" => self.tls_files.cert = Some(value.to_owned()),
+            #[cfg(feature = "tls")]
+            "tls_key" => self.tls_files.key = Some(value.to_owned()),
+            #[cfg(feature = "tls")]
+            "tls_ca" => self.tls_files.ca = Some(value.to_owned()),
+            #[cfg(feature = "tls")]
+            "tls_server_name" => self.tls_files.server_name = Some(value.to_owned()),
+            #[cfg(not(feature = "tls"))]
+            "tls_cert" | "tls_key" | "tls_ca" | "tls_server_name" => {
+                return Err(config_error(format!(
+                    "{key}: this build of sqlx-dqlite has no TLS (feature `tls`)"
+                )))
             }
             other => {
                 return Err(config_error(format!(
