@@ -117,6 +117,26 @@ pub struct Event {
     pub reply: Reply,
 }
 
+impl Reply {
+    /// The name of the message type the server answered with (`SERVER`, `DB`, `ROWS`, ...),
+    /// for error messages about replies of the wrong kind.
+    pub fn message_type(&self) -> &'static str {
+        match self {
+            Reply::Leader(_) => "SERVER",
+            Reply::Welcome { .. } => "WELCOME",
+            Reply::Opened => "DB",
+            Reply::Prepared(_) => "STMT",
+            Reply::Executed(_) => "RESULT",
+            Reply::Rows(_) => "ROWS",
+            Reply::Empty => "EMPTY",
+            Reply::Nodes(_) => "SERVERS",
+            Reply::Files(_) => "FILES",
+            Reply::Metadata(_) => "METADATA",
+            Reply::Failure(_) => "FAILURE",
+        }
+    }
+}
+
 impl Event {
     /// True when this event is the last for its request (everything but a non-final rows
     /// batch).

@@ -539,21 +539,7 @@ impl Client {
 }
 
 fn unexpected(reply: &Reply) -> Error {
-    let kind = match reply {
-        Reply::Leader(_) => "LEADER",
-        Reply::Welcome { .. } => "WELCOME",
-        Reply::Opened => "DB",
-        Reply::Prepared(_) => "STMT",
-        Reply::Executed(_) => "RESULT",
-        Reply::Rows(_) => "ROWS",
-        Reply::Empty => "EMPTY",
-        Reply::Nodes(_) => "SERVERS",
-        Reply::Files(_) => "FILES",
-        Reply::Metadata(_) => "METADATA",
-        Reply::Failure(_) => "FAILURE",
-        _ => "other",
-    };
-    Error::Unexpected(kind.to_owned())
+    Error::Unexpected(reply.message_type().to_owned())
 }
 
 /// Asks the node at `address` who leads; when it names a node outside `listed`, also asks

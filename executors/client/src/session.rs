@@ -310,19 +310,6 @@ impl<R: Runtime> Session<R> {
 
 /// A reply of the wrong kind for its request: the server broke the protocol.
 pub(crate) fn unexpected(reply: Reply, expected: &'static str) -> Error {
-    let got = match reply {
-        Reply::Leader(_) => "SERVER",
-        Reply::Welcome { .. } => "WELCOME",
-        Reply::Opened => "DB",
-        Reply::Prepared(_) => "STMT",
-        Reply::Executed(_) => "RESULT",
-        Reply::Rows(_) => "ROWS",
-        Reply::Empty => "EMPTY",
-        Reply::Nodes(_) => "SERVERS",
-        Reply::Files(_) => "FILES",
-        Reply::Metadata(_) => "METADATA",
-        Reply::Failure(_) => "FAILURE",
-        _ => "unknown",
-    };
+    let got = reply.message_type();
     Error::Protocol(CoreError::Unexpected { expected, got })
 }
