@@ -106,10 +106,7 @@ fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &Atomi
     let mut deframer = Deframer::new(64 << 20);
     let mut handshake = 8usize;
     let mut buf = [0u8; 16 * 1024];
-    let mut state = Session {
-        results: 0,
-        next_stmt: 0,
-    };
+    let mut state = StubDb::default();
     while !stop.load(Ordering::Acquire) {
         let n = match sock.read(&mut buf) {
             Ok(0) => return,
@@ -138,7 +135,7 @@ fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &Atomi
                 continue;
             }
             let mut out = Vec::new();
-            for resp in state.answer(&req, me, behaviour) {
+            for resp in answer(&mut state, &req, me, behaviour) {
                 resp.encode(&mut out).expect("a reply fits in a frame");
             }
             for piece in out.chunks(512) {
@@ -151,36 +148,52 @@ fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &Atomi
     }
 }
 
-struct Session {
+/// What the fake node answers, given its behaviour.
+fn answer(
+    db: &mut StubDb,
+    req: &Request<'_>,
+    me: SocketAddr,
+    behaviour: Behaviour,
+) -> Vec<Response> {
+    if let Behaviour::FollowerRefusingOpen { leader_port } = behaviour {
+        match req {
+            Request::Leader => {
+                return vec![Response::Server(NodeInfo {
+                    id: 2,
+                    address: Text::from(format!("127.0.0.1:{leader_port}")),
+                    role: None,
+                })]
+            }
+            Request::Open { .. } => {
+                return vec![Response::Failure(ServerFailure {
+                    code: 10250,
+                    message: "not leader".into(),
+                })]
+            }
+            _ => {}
+        }
+    }
+    db.answer(req, &me.to_string())
+}
+
+/// The stub database of one connection, shared by this fake node and the in-process
+/// scripted one: `SELECT ?...` echoes its parameters as one row (columns `c0`, `c1`, ...),
+/// `SELECT many` returns 1000 rows in four batches, writes answer RESULT with a counter,
+/// cluster requests describe a one-node cluster at `address`, anything else is a FAILURE.
+#[derive(Debug, Default)]
+pub(crate) struct StubDb {
     results: i64,
     next_stmt: u32,
 }
 
-impl Session {
-    fn answer(&mut self, req: &Request<'_>, me: SocketAddr, behaviour: Behaviour) -> Vec<Response> {
+impl StubDb {
+    /// The answer to `req` from a node at `address`.
+    pub(crate) fn answer(&mut self, req: &Request<'_>, address: &str) -> Vec<Response> {
         let node = NodeInfo {
             id: 1,
-            address: Text::from(me.to_string()),
+            address: Text::from(address),
             role: Some(NodeRole::Voter),
         };
-        if let Behaviour::FollowerRefusingOpen { leader_port } = behaviour {
-            match req {
-                Request::Leader => {
-                    return vec![Response::Server(NodeInfo {
-                        id: 2,
-                        address: Text::from(format!("127.0.0.1:{leader_port}")),
-                        role: None,
-                    })]
-                }
-                Request::Open { .. } => {
-                    return vec![Response::Failure(ServerFailure {
-                        code: 10250,
-                        message: "not leader".into(),
-                    })]
-                }
-                _ => {}
-            }
-        }
         match req {
             Request::Leader => vec![Response::Server(NodeInfo { role: None, ..node })],
             Request::Client { .. } => vec![Response::Welcome {
@@ -221,7 +234,7 @@ impl Session {
             }
             _ => vec![Response::Failure(ServerFailure {
                 code: 1,
-                message: "unsupported by the fake node".into(),
+                message: "unsupported by the stub database".into(),
             })],
         }
     }

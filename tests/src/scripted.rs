@@ -29,12 +29,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dqlite_proto::server::{Deframer, Request, Response};
-use dqlite_proto::{
-    ExecResult, NodeInfo, NodeRole, RowsBatch, ServerFailure, StmtInfo, Text, Value,
-};
+use dqlite_proto::ServerFailure;
 use smol::Executor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+use crate::fake_server::StubDb;
 
 /// The address the scripted node answers to, and names itself by.
 pub const ADDRESS: &str = "scripted-node:9001";
@@ -276,8 +276,7 @@ async fn serve(mut stream: DuplexStream, conn: usize, shared: Arc<Shared>) {
 /// The stub database of one connection.
 #[derive(Default)]
 struct Stub {
-    results: i64,
-    next_stmt: u32,
+    db: StubDb,
     /// Prepared statements' SQL by id, and the text of the last PREPARE (to learn its id).
     prepared: HashMap<u32, String>,
     preparing: Option<String>,
@@ -309,62 +308,8 @@ impl Stub {
     }
 
     fn answer(&mut self, request: &Request<'_>) -> Vec<Response> {
-        let node = NodeInfo {
-            id: 1,
-            address: Text::from(ADDRESS),
-            role: Some(NodeRole::Voter),
-        };
-        match request {
-            Request::Leader => vec![Response::Server(NodeInfo { role: None, ..node })],
-            Request::Client { .. } => vec![Response::Welcome {
-                heartbeat_timeout_ms: 15000,
-            }],
-            Request::Open { .. } => vec![Response::Db { id: 0 }],
-            Request::Cluster { .. } => vec![Response::Servers(vec![node])],
-            Request::Prepare { sql } => {
-                let id = self.next_stmt;
-                self.next_stmt += 1;
-                vec![Response::Stmt(StmtInfo {
-                    id,
-                    params: sql.matches('?').count() as u64,
-                    tail_offset: None,
-                })]
-            }
-            Request::ExecSql { .. } | Request::Exec { .. } => {
-                self.results += 1;
-                vec![Response::Result(ExecResult {
-                    last_insert_id: self.results,
-                    rows_affected: 1,
-                })]
-            }
-            Request::QuerySql { sql, .. } if sql.trim() == "SELECT many" => many(),
-            Request::QuerySql { params, .. } | Request::Query { params, .. } => {
-                vec![echo(params)]
-            }
-            Request::Finalize { .. } | Request::Interrupt | Request::Weight { .. } => {
-                vec![Response::Empty]
-            }
-            _ => vec![failure(1, "unsupported by the scripted node")],
-        }
+        self.db.answer(request, ADDRESS)
     }
-}
-
-/// One row holding `params`, in columns `c0`, `c1`, ...
-fn echo(params: &[Value]) -> Response {
-    let columns = (0..params.len())
-        .map(|i| Text::from(format!("c{i}")))
-        .collect();
-    Response::Rows(RowsBatch::new(columns, params.to_vec(), true))
-}
-
-/// 1000 rows in batches of 250: three PART batches and a DONE.
-fn many() -> Vec<Response> {
-    (0..4)
-        .map(|b| {
-            let values = (b * 250..(b + 1) * 250).map(Value::Integer).collect();
-            Response::Rows(RowsBatch::new(vec![Text::from("x")], values, b == 3))
-        })
-        .collect()
 }
 
 /// A script that does `action` with the first `times` requests for which `matches` holds
