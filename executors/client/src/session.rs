@@ -186,6 +186,15 @@ impl<R: Runtime> Session<R> {
         f: impl FnOnce(&mut Core) -> Result<RequestId, CoreError>,
     ) -> Result<Reply> {
         self.check()?;
+        self.request(effect, f).await
+    }
+
+    /// [`call`](Self::call) for a caller that has just run [`check`](Self::check).
+    pub(crate) async fn request(
+        &mut self,
+        effect: Effect,
+        f: impl FnOnce(&mut Core) -> Result<RequestId, CoreError>,
+    ) -> Result<Reply> {
         let id = self.queue(f)?;
         let result = self.wait(id, self.config.request_timeout).await;
         result.map_err(|e| self.classify(e, id, effect))

@@ -198,7 +198,9 @@ impl<R: Runtime> Connection<R> {
             self.tx = TxState::Unknown;
         }
         let span = tracing::debug_span!("dqlite.request", address = %self.session.address());
-        let result = match self.session.call(effect, f).instrument(span).await {
+        // Checked by `exec_tracked`'s settling, or at the top of the operation this is a
+        // later step of.
+        let result = match self.session.request(effect, f).instrument(span).await {
             Ok(Reply::Executed(r)) => Ok(r),
             Ok(other) => Err(unexpected(other, "RESULT")),
             Err(e) => Err(e),

@@ -88,7 +88,7 @@ impl<R: Runtime> Connection<R> {
         let span = tracing::debug_span!("dqlite.request", address = %self.session.address());
         async move {
             self.ready().await?;
-            self.session.call(effect, f).await
+            self.session.request(effect, f).await
         }
         .instrument(span)
         .await
