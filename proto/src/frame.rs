@@ -5,6 +5,9 @@ use bytes::{Bytes, BytesMut};
 use crate::encoding::{Header, WORD};
 use crate::error::{Error, LimitExceeded, Malformed};
 
+/// Most bytes reserved for a partly received frame beyond those already buffered.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// One complete message: its header and body (a zero-copy slice of the receive buffer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -67,7 +70,11 @@ impl Deframer {
         // Bounded by max_body above, which the caller chose to fit in memory.
         let total = WORD + body_len as usize;
         if self.buf.len() < total {
-            self.buf.reserve(total - self.buf.len());
+            // Room for the rest of the frame, but never more ahead than has arrived (plus
+            // 64 KiB): a header alone, true or not, cannot make the client hold its length.
+            let missing = total - self.buf.len();
+            self.buf
+                .reserve(missing.min(self.buf.len().max(RESERVE_AHEAD)));
             return Ok(None);
         }
         let mut frame = self.buf.split_to(total);
@@ -98,6 +105,19 @@ mod tests {
         assert_eq!(f.body.len(), 8);
         assert_eq!(d.next_frame().unwrap(), None);
         assert_eq!(d.buffered(), 3);
+    }
+
+    #[test]
+    fn a_header_alone_does_not_reserve_its_length() {
+        let mut d = Deframer::new(1 << 30);
+        // A header declaring 512 MiB, and nothing else yet.
+        d.push(&[0, 0, 0, 4, 8, 0, 0, 0]);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert!(
+            d.buf.capacity() <= WORD + RESERVE_AHEAD,
+            "{}",
+            d.buf.capacity()
+        );
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub struct Summary {
     pub returning: bool,
     /// Some statement begins, ends or nests a transaction (see [`TxControl`]).
     pub tx_control: bool,
-    /// The text ends inside a string, quoted identifier or block comment.
+    /// The text ends inside a string, quoted identifier or block comment. SQLite rejects an
+    /// open string or identifier; an open block comment runs to the end of the text (it holds
+    /// no statement), but like `sqlite3_complete` this still calls the text unfinished.
     pub unterminated: bool,
 }
 
@@ -297,7 +299,8 @@ impl<'a> Params<'a> {
     fn add(&mut self, p: &'a str) {
         let digits = p.strip_prefix('?').unwrap_or("");
         if p == "?" {
-            self.count += 1;
+            // After an absurd `?NNN` the count is already past any server's limit.
+            self.count = self.count.saturating_add(1);
         } else if !digits.is_empty() {
             // `?NNN`: an absurd number is the server's to refuse; count it as given.
             let n = digits.parse::<usize>().unwrap_or(usize::MAX);
@@ -305,7 +308,7 @@ impl<'a> Params<'a> {
             // SQLite names this slot "?NNN"; a later `?NNN` with the same number reuses it.
         } else if !self.names.contains(&p) {
             self.names.push(p);
-            self.count += 1;
+            self.count = self.count.saturating_add(1);
         }
     }
 }
@@ -323,7 +326,7 @@ enum Token<'a> {
     Semicolon,
     /// Anything else (numbers, operators, punctuation).
     Other,
-    /// A string, quoted identifier or block comment still open at the end of the text.
+    /// A string or quoted identifier still open at the end of the text.
     Unterminated,
 }
 
@@ -386,9 +389,10 @@ impl<'a> Iterator for Tokens<'a> {
                 b'/' if rest.starts_with(b"/*") => match find_from(bytes, self.pos + 2, b"*/") {
                     Some(e) => self.pos = e + 2,
                     None => {
+                        // SQLite's tokenizer runs an open comment to the end of the text: it
+                        // hides the rest but is no statement.
                         self.pos = bytes.len();
                         self.unterminated = true;
-                        return Some(Token::Unterminated);
                     }
                 },
                 b';' => {
@@ -466,7 +470,8 @@ impl<'a> Iterator for Tokens<'a> {
                     self.pos = i;
                     return Some(Token::Other);
                 }
-                b if b.is_ascii_whitespace() => self.pos += 1,
+                // SQLite's spaces: ASCII whitespace and the vertical tab.
+                b if b.is_ascii_whitespace() || b == 0x0b => self.pos += 1,
                 _ => {
                     self.pos += 1;
                     return Some(Token::Other);
@@ -607,6 +612,14 @@ mod tests {
         assert_eq!(params("SELECT 'unterminated ?"), 0);
         assert!(summarize("SELECT 'open").unterminated);
         assert!(summarize("SELECT 1 /* open").unterminated);
+        // An open comment is no statement (found by the `sql` fuzz target against SQLite).
+        assert_eq!(summarize("/* SELECT 1").statements, 0);
+        assert_eq!(summarize("SELECT 1; /* SELECT ?").statements, 1);
+        assert_eq!(summarize("SELECT 1; /* SELECT ?").params, 0);
+        assert_eq!(summarize("\t\x0b\x0c\r\n").statements, 0);
+        // A `?` after the largest number there is neither panics nor wraps to 0 (found by
+        // the `sql` fuzz target).
+        assert_eq!(params("SELECT ?99999999999999999999, ?"), usize::MAX);
         assert!(!summarize("SELECT 1 -- open").unterminated);
     }
 
