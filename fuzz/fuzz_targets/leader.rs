@@ -1,4 +1,5 @@
-//! cargo-fuzz target `leader`: see `checks::leader` for what it asserts.
+//! cargo-fuzz target `leader`: see `checks::leader` for what it asserts (run under the allocation
+//! bound of `checks::run`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -6,4 +7,4 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../proto/tests/fuzz_checks/mod.rs"]
 mod checks;
 
-fuzz_target!(|data: &[u8]| checks::leader(data));
+fuzz_target!(|data: &[u8]| checks::run("leader", data));

@@ -65,6 +65,11 @@ pub struct Stmt {
 }
 
 impl Stmt {
+    /// The server's id for the statement (what EXEC, QUERY and FINALIZE carry).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     /// Number of parameters the statement takes.
     pub fn param_count(&self) -> u64 {
         self.params

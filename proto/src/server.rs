@@ -33,6 +33,12 @@ pub fn decode_response(frame: Frame, servers_with_roles: bool) -> Result<Respons
 }
 
 impl Request<'_> {
+    /// Appends this request as one complete frame, byte for byte as the client sends it
+    /// (for fuzz targets and tests that check the decoder against the encoder).
+    pub fn encode_frame(&self, buf: &mut Vec<u8>) -> Result<(), BodyTooLarge> {
+        self.encode(buf)
+    }
+
     /// Decodes a request body (for fake servers and tests). Unknown, forbidden or malformed
     /// requests are errors.
     pub fn decode(kind: u8, schema: u8, body: Bytes) -> Result<Request<'static>, Malformed> {

@@ -40,6 +40,13 @@ macro_rules! trace {
     };
 }
 
+mod alloc;
+mod requests;
+mod sql;
+
+pub use requests::requests;
+pub use sql::sql;
+
 /// A check: panics when the input breaks an invariant.
 pub type Check = fn(&[u8]);
 
@@ -50,7 +57,18 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("rows_stream", rows_stream),
     ("connection", connection),
     ("leader", leader),
+    ("requests", requests),
+    ("sql", sql),
 ];
+
+/// Runs target `name`'s check on `data` under the allocation bound of [`alloc::bounded`]:
+/// what every cargo-fuzz target and the stable replay call.
+pub fn run(name: &str, data: &[u8]) {
+    let Some(&(_, check)) = TARGETS.iter().find(|(t, _)| *t == name) else {
+        panic!("no fuzz target {name}");
+    };
+    alloc::bounded(name, check, data);
+}
 
 // ----- byte-layout inputs ------------------------------------------------------------------
 
@@ -785,6 +803,8 @@ enum ReqState {
 #[derive(Debug)]
 struct Req {
     kind: Kind,
+    /// The request the command asked for, as `Debug` text: the frame sent must decode to it.
+    asked: String,
     start: u64,
     end: u64,
     state: ReqState,
@@ -826,6 +846,7 @@ impl ConnModel {
         kind: Kind,
         misuse: bool,
         ok: bool,
+        asked: Request<'_>,
         f: impl FnOnce(&mut Connection) -> Result<RequestId, Error>,
     ) {
         let before = self.queued();
@@ -846,6 +867,7 @@ impl ConnModel {
                     id,
                     Req {
                         kind,
+                        asked: format!("{asked:?}"),
                         start: before,
                         end,
                         state: ReqState::Live,
@@ -878,7 +900,10 @@ impl ConnModel {
         match op {
             Op::Open(n) => {
                 let misuse = !poisoned && (n.get().contains('\0') || db);
-                self.command(Kind::Open, misuse, !poisoned && !misuse, |c| {
+                let asked = Request::Open {
+                    name: n.get().into(),
+                };
+                self.command(Kind::Open, misuse, !poisoned && !misuse, asked, |c| {
                     c.open(n.get())
                 });
             }
@@ -890,16 +915,20 @@ impl ConnModel {
                         || s.misuse(Some(p.0.len()), rows)
                         || p.misuse(p32));
                 let ok = !poisoned && !misuse;
+                let (sql_, params) = (sql.into(), as_sent(&p.0).into());
                 if rows {
-                    self.command(Kind::Rows, misuse, ok, |c| c.query_sql(sql, &p.0));
+                    let asked = Request::QuerySql { sql: sql_, params };
+                    self.command(Kind::Rows, misuse, ok, asked, |c| c.query_sql(sql, &p.0));
                 } else {
-                    self.command(Kind::Exec, misuse, ok, |c| c.exec_sql(sql, &p.0));
+                    let asked = Request::ExecSql { sql: sql_, params };
+                    self.command(Kind::Exec, misuse, ok, asked, |c| c.exec_sql(sql, &p.0));
                 }
             }
             Op::Prepare(s) => {
                 let sql = s.get();
                 let misuse = !poisoned && (!db || sql.contains('\0') || s.misuse(None, true));
-                self.command(Kind::Prepare, misuse, !poisoned && !misuse, |c| {
+                let asked = Request::Prepare { sql: sql.into() };
+                self.command(Kind::Prepare, misuse, !poisoned && !misuse, asked, |c| {
                     c.prepare(sql)
                 });
             }
@@ -909,7 +938,13 @@ impl ConnModel {
                 let wrong_count = p.0.len() as u64 != stmt.param_count();
                 let misuse = !poisoned && (stale || !db || wrong_count || p.misuse(p32));
                 let kind = if rows { Kind::Rows } else { Kind::Exec };
-                self.command(kind, misuse, false, |c| {
+                let (id, params) = (stmt.id(), as_sent(&p.0).into());
+                let asked = if rows {
+                    Request::Query { stmt: id, params }
+                } else {
+                    Request::Exec { stmt: id, params }
+                };
+                self.command(kind, misuse, false, asked, |c| {
                     if rows {
                         c.query(&stmt, &p.0)
                     } else {
@@ -922,35 +957,68 @@ impl ConnModel {
                 let Some(i) = self.handle(i) else { return };
                 let (stmt, stale) = self.handles.remove(i);
                 let misuse = !poisoned && stale;
-                self.command(Kind::Empty, misuse, false, |c| c.finalize(stmt));
+                let asked = Request::Finalize { stmt: stmt.id() };
+                self.command(Kind::Empty, misuse, false, asked, |c| c.finalize(stmt));
             }
             Op::Abandon(i) => self.abandon(i),
             Op::Interrupt => {
                 let misuse = !poisoned && !db;
-                self.command(Kind::Empty, misuse, !poisoned && db, |c| c.interrupt());
+                let asked = Request::Interrupt;
+                self.command(Kind::Empty, misuse, !poisoned && db, asked, |c| {
+                    c.interrupt()
+                });
             }
-            Op::Leader => self.command(Kind::Leader, false, !poisoned, |c| c.leader()),
-            Op::Client(id) => self.command(Kind::Welcome, false, !poisoned, |c| c.client(id)),
+            Op::Leader => {
+                let asked = Request::Leader;
+                self.command(Kind::Leader, false, !poisoned, asked, |c| c.leader());
+            }
+            Op::Client(id) => {
+                let asked = Request::Client { id };
+                self.command(Kind::Welcome, false, !poisoned, asked, |c| c.client(id));
+            }
             Op::Cluster(with_roles) => {
                 let kind = Kind::Nodes { with_roles };
-                self.command(kind, false, !poisoned, |c| c.cluster(with_roles));
+                let asked = Request::Cluster { with_roles };
+                self.command(kind, false, !poisoned, asked, |c| c.cluster(with_roles));
             }
-            Op::Describe => self.command(Kind::Metadata, false, !poisoned, |c| c.describe()),
-            Op::Weight(w) => self.command(Kind::Empty, false, !poisoned, |c| c.weight(w)),
+            Op::Describe => {
+                let asked = Request::Describe;
+                self.command(Kind::Metadata, false, !poisoned, asked, |c| c.describe());
+            }
+            Op::Weight(weight) => {
+                let asked = Request::Weight { weight };
+                self.command(Kind::Empty, false, !poisoned, asked, |c| c.weight(weight));
+            }
             Op::Add(id, n) => {
                 let misuse = !poisoned && n.get().contains('\0');
-                self.command(Kind::Empty, misuse, !poisoned && !misuse, |c| {
+                let asked = Request::Add {
+                    id,
+                    address: n.get().into(),
+                };
+                self.command(Kind::Empty, misuse, !poisoned && !misuse, asked, |c| {
                     c.add(id, n.get())
                 });
             }
             Op::Assign(id, r) => {
-                self.command(Kind::Empty, false, !poisoned, |c| c.assign(id, role(r)));
+                let asked = Request::Assign { id, role: role(r) };
+                self.command(Kind::Empty, false, !poisoned, asked, |c| {
+                    c.assign(id, role(r))
+                });
             }
-            Op::Remove(id) => self.command(Kind::Empty, false, !poisoned, |c| c.remove(id)),
-            Op::Transfer(id) => self.command(Kind::Empty, false, !poisoned, |c| c.transfer(id)),
+            Op::Remove(id) => {
+                let asked = Request::Remove { id };
+                self.command(Kind::Empty, false, !poisoned, asked, |c| c.remove(id));
+            }
+            Op::Transfer(id) => {
+                let asked = Request::Transfer { id };
+                self.command(Kind::Empty, false, !poisoned, asked, |c| c.transfer(id));
+            }
             Op::Dump(n) => {
                 let misuse = !poisoned && n.get().contains('\0');
-                self.command(Kind::Files, misuse, !poisoned && !misuse, |c| {
+                let asked = Request::Dump {
+                    name: n.get().into(),
+                };
+                self.command(Kind::Files, misuse, !poisoned && !misuse, asked, |c| {
                     c.dump(n.get())
                 });
             }
@@ -1013,6 +1081,9 @@ impl ConnModel {
                     r.end -= len;
                 }
             }
+            // It owns no bytes any more: no frame sent can be its.
+            let req = self.reqs.get_mut(&id).expect("known request");
+            (req.start, req.end) = (u64::MAX, u64::MAX);
         } else if after > before {
             // The INTERRUPT behind an abandoned row stream.
             assert_eq!(req.kind, Kind::Rows);
@@ -1061,6 +1132,17 @@ impl ConnModel {
             trace!("  sent {req:?} (schema {})", h.schema);
             if h.kind == 18 {
                 assert_eq!(body, [0; 8], "DESCRIBE body");
+            }
+            // The frame carries what its command asked for; a frame of no command is the
+            // core's own INTERRUPT (behind an abandoned row stream) or FINALIZE (of a
+            // statement whose PREPARE was abandoned).
+            let sent = format!("{req:?}");
+            match self.reqs.values().find(|r| r.end == end as u64) {
+                Some(r) => assert_eq!(sent, r.asked, "frame of {:?}", r.kind),
+                None => assert!(
+                    matches!(req, Request::Interrupt | Request::Finalize { .. }),
+                    "a frame no command asked for: {req:?}"
+                ),
             }
             let params = match &req {
                 Request::Exec { params, .. }
@@ -1187,6 +1269,18 @@ impl ConnModel {
     }
 }
 
+/// Parameters as the client puts them on the wire: a `UnixTime` goes out as an INTEGER, since
+/// servers refuse the UNIXTIME code in parameters (`docs/PROTOCOL.md#values`).
+pub fn as_sent(params: &[Value]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|v| match v {
+            Value::UnixTime(t) => Value::Integer(*t),
+            v => v.clone(),
+        })
+        .collect()
+}
+
 fn request_params<'a>(req: &'a Request<'_>) -> &'a [Value] {
     match req {
         Request::Exec { params, .. }
@@ -1305,10 +1399,62 @@ struct LeaderModel {
     /// The last reply of each answered probe.
     replies: HashMap<ProbeId, NodeInfo>,
     done: Option<Action>,
+    /// The listed nodes' addresses: each round probes every one of them.
+    listed: Vec<String>,
+    /// Addresses probed since the last pause began (or since the start).
+    probed_this_round: HashSet<String>,
+    /// Pauses between rounds seen so far, and the end of the current one.
+    pauses: u32,
+    pause_until: Option<Instant>,
+    backoff_base: Duration,
+    backoff_cap: Duration,
+    /// A probe whose reply named its own address: the leader, which must be reported next.
+    confirmed: Option<ProbeId>,
 }
 
 impl LeaderModel {
     fn poll(&mut self) {
+        self.poll_actions();
+        if let Some(p) = self.confirmed {
+            assert!(
+                matches!(&self.done, Some(Action::Done(Ok(l))) if l.probe == p),
+                "probe {p:?} was confirmed as the leader but {:?} was reported",
+                self.done
+            );
+        }
+        let pause = self.d.poll_timeout();
+        if let Some(until) = pause.filter(|_| pause != self.pause_until) {
+            self.round_ended("a pause");
+            self.pauses += 1;
+            let took = until - self.now;
+            // The pause after round k: base * 2^(k-1), capped, scaled to 50-100 %.
+            let nominal = self
+                .backoff_base
+                .saturating_mul(1 << (self.pauses - 1).min(20))
+                .min(self.backoff_cap);
+            let slack = Duration::from_micros(1);
+            assert!(
+                took + slack >= nominal / 2 && took <= nominal + slack,
+                "pause {} lasts {took:?}, nominal {nominal:?}",
+                self.pauses
+            );
+        }
+        self.pause_until = pause;
+    }
+
+    /// A round ended (a pause began, or the discovery failed): it probed every listed node.
+    fn round_ended(&mut self, how: &str) {
+        for a in &self.listed {
+            assert!(
+                self.probed_this_round.contains(a),
+                "round {} ended by {how} without probing {a}",
+                self.pauses + 1
+            );
+        }
+        self.probed_this_round.clear();
+    }
+
+    fn poll_actions(&mut self) {
         for _ in 0..1000 {
             if let Some(t) = self.d.poll_timeout() {
                 assert!(self.done.is_none());
@@ -1335,6 +1481,7 @@ impl LeaderModel {
                         "two probes in flight to {address}"
                     );
                     self.all.insert(*probe, address.clone());
+                    self.probed_this_round.insert(address.clone());
                     self.in_flight.push((*probe, address.clone()));
                     assert!(
                         self.in_flight.len() <= self.max_in_flight,
@@ -1357,7 +1504,20 @@ impl LeaderModel {
                     self.done = Some(a.clone());
                 }
                 Action::Done(Err(e)) => {
-                    assert!(e.rounds <= self.max_rounds, "{} rounds", e.rounds);
+                    assert!(
+                        self.confirmed.is_none(),
+                        "failed after a confirmation: {e:?}"
+                    );
+                    if self.listed.is_empty() {
+                        assert_eq!(e.rounds, 1, "rounds over no nodes");
+                    } else {
+                        // Gives up only after all its rounds, each one pause apart.
+                        assert_eq!(e.rounds, self.max_rounds, "gave up early");
+                        if !self.backoff_base.is_zero() && !self.backoff_cap.is_zero() {
+                            assert_eq!(self.pauses + 1, e.rounds, "pauses between rounds");
+                        }
+                    }
+                    self.round_ended("failure");
                     for (addr, _) in &e.nodes {
                         assert!(self.all.values().any(|a| a == addr), "{addr} never probed");
                     }
@@ -1395,6 +1555,10 @@ impl LeaderModel {
                 self.allowed.insert(name.to_owned());
             }
             self.ids.entry(name.to_owned()).or_default().insert(id);
+        }
+        let address = self.all.get(&probe).expect("a probe asked for");
+        if !name.is_empty() && name == address && self.done.is_none() && self.confirmed.is_none() {
+            self.confirmed = Some(probe);
         }
         self.d.handle_reply(probe, &reply);
         self.replies.insert(probe, reply);
@@ -1446,7 +1610,8 @@ pub fn leader(data: &[u8]) {
         jitter_seed: s.jitter_seed,
         redirects: policy,
     };
-    let mut allowed: HashSet<String> = nodes.iter().map(|n| n.address.clone()).collect();
+    let listed: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
+    let mut allowed: HashSet<String> = listed.iter().cloned().collect();
     allowed.extend(last.clone());
     let mut ids: HashMap<String, HashSet<u64>> = HashMap::new();
     for node in &nodes {
@@ -1467,6 +1632,13 @@ pub fn leader(data: &[u8]) {
         ids,
         replies: HashMap::new(),
         done: None,
+        listed,
+        probed_this_round: HashSet::new(),
+        pauses: 0,
+        pause_until: None,
+        backoff_base: config.backoff_base,
+        backoff_cap: config.backoff_cap,
+        confirmed: None,
     };
     m.poll();
     for _ in 0..MAX_OPS {

@@ -5,7 +5,7 @@
 //! `fuzz/corpus/` and can rewrite them (`--ignored write_seed_corpus`).
 
 use bytes::Bytes;
-use dqlite_proto::server::Response;
+use dqlite_proto::server::{Request, Response};
 use dqlite_proto::{RowsBatch, ServerFailure, Text, Value, CODE_NOT_LEADER};
 
 use super::fuzz_checks::{
@@ -670,6 +670,119 @@ pub fn leader_scripts() -> Vec<(&'static str, LeaderSetup, Vec<LeaderOp>)> {
     ]
 }
 
+/// One request of each type, as the client encodes them.
+fn request_seeds() -> Vec<(&'static str, Request<'static>)> {
+    let params = vec![
+        Value::Integer(-7),
+        Value::Float(0.5),
+        Value::Text(Text::from("hello")),
+        Value::Blob(Bytes::from_static(&[1, 2, 3])),
+        Value::Null,
+        Value::Boolean(true),
+        Value::Iso8601(Text::from("2024-01-02 03:04:05")),
+        Value::UnixTime(1_700_000_000),
+    ];
+    vec![
+        ("leader", Request::Leader),
+        ("client", Request::Client { id: 1 }),
+        (
+            "open",
+            Request::Open {
+                name: "demo".into(),
+            },
+        ),
+        (
+            "prepare",
+            Request::Prepare {
+                sql: "SELECT ?".into(),
+            },
+        ),
+        (
+            "exec_all_types",
+            Request::Exec {
+                stmt: 3,
+                params: params.clone().into(),
+            },
+        ),
+        (
+            "query_sql_300_params",
+            Request::QuerySql {
+                sql: "SELECT 1".into(),
+                params: vec![Value::Integer(1); 300].into(),
+            },
+        ),
+        (
+            "exec_sql",
+            Request::ExecSql {
+                sql: "INSERT INTO kv VALUES (?, ?)".into(),
+                params: params.into(),
+            },
+        ),
+        ("finalize", Request::Finalize { stmt: 3 }),
+        ("interrupt", Request::Interrupt),
+        (
+            "add",
+            Request::Add {
+                id: 4,
+                address: "127.0.0.1:9004".into(),
+            },
+        ),
+        (
+            "assign",
+            Request::Assign {
+                id: 4,
+                role: dqlite_proto::NodeRole::Standby,
+            },
+        ),
+        ("remove", Request::Remove { id: 4 }),
+        ("dump", Request::Dump { name: "db".into() }),
+        ("cluster", Request::Cluster { with_roles: true }),
+        ("transfer", Request::Transfer { id: 2 }),
+        ("describe", Request::Describe),
+        ("weight", Request::Weight { weight: 9 }),
+    ]
+}
+
+/// SQL the scanner must read as SQLite does (target `sql`).
+const SQL_SEEDS: &[(&str, &str)] = &[
+    (
+        "insert_returning",
+        "INSERT INTO t (b) VALUES (?) RETURNING a",
+    ),
+    ("update_returning", "UPDATE t SET b = ? WHERE a = ?1 RETURNING *"),
+    (
+        "with_insert_returning",
+        "WITH c AS (SELECT 1) INSERT INTO u SELECT 1, 2, 3 FROM c RETURNING x",
+    ),
+    ("delete_returning", "DELETE FROM t WHERE d > 1.5e3 RETURNING a, b"),
+    (
+        "named_parameters",
+        "SELECT :a, :a, ?5, @b, $c, $d::e(f), ? FROM t WHERE b = :a",
+    ),
+    (
+        "trigger_script",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE u SET x = CASE WHEN new.a THEN 2 END; \
+         DELETE FROM u WHERE y = new.b; END; SELECT 1",
+    ),
+    (
+        "quotes_and_comments",
+        "SELECT 'it''s ? ;' -- a ? comment ;\n, \"a\"\"b\", `e;f`, [d ?] FROM w /* ? ; */; SELECT ?",
+    ),
+    (
+        "numbers",
+        "SELECT x'00ff', 1e5, 0x1F, .5, 1_000, 3. FROM t WHERE a IN (?, ?)",
+    ),
+    (
+        "transaction_control",
+        "BEGIN IMMEDIATE; SAVEPOINT s; INSERT INTO u VALUES (?, ?, ?); RELEASE s; COMMIT",
+    ),
+    (
+        "returning_as_a_name",
+        "SELECT [returning] FROM \"returning\" WHERE `returning` = ?",
+    ),
+    ("empty_statements", " ; ;; SELECT 1;; -- end"),
+];
+
 /// Every seed: (target, file name, bytes).
 pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -775,6 +888,18 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         "zero_row_part",
         join_input(0, &[], &zero_part),
     );
+
+    for (name, req) in request_seeds() {
+        let mut frame = Vec::new();
+        req.encode_frame(&mut frame).expect("seed request encodes");
+        // [kind] [schema] [body]: the header's type and schema, then the body.
+        let mut b = vec![frame[4], frame[5]];
+        b.extend_from_slice(&frame[8..]);
+        add("requests", name, b);
+    }
+    for (name, text) in SQL_SEEDS {
+        add("sql", name, text.as_bytes().to_vec());
+    }
 
     for (name, setup, ops) in connection_scripts() {
         add("connection", name, script(setup, &ops));
