@@ -10,7 +10,10 @@
 //!
 //! The set workload also runs over mutual TLS, on a cluster of go-dqlite TLS nodes
 //! (`tlsnode`), with kills and a pause (leadership transfer needs the plaintext protocol
-//! helpers of the harness).
+//! helpers of the harness). Set and bank also run over unix sockets: on plaintext `tlsnode`s
+//! with unix fronts, through a dial function that carries every connection the pool makes
+//! (discovery, redirects to the leader, refreshed membership) to the front of the address it
+//! is given, so no request goes over TCP.
 //!
 //! `DQLITE_WORKLOAD_SECS` sets the length (default 60).
 
@@ -20,36 +23,51 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dqlite_client::{Config, Error, Pool, PoolOptions, TlsConfig, Value};
-use dqlite_smol::Smol;
-use dqlite_tests::harness::Cluster;
-use dqlite_tests::nodes::TlsCluster;
+use std::sync::Arc;
 
-/// The cluster a workload runs on: `dqlite-demo` nodes in plaintext, or `tlsnode`s over
-/// mutual TLS.
+use dqlite_client::{
+    BoxFuture, BoxStream, Config, Error, Pool, PoolOptions, Runtime, TlsConfig, Value,
+};
+use dqlite_smol::Smol;
+use dqlite_tests::harness::{Cluster, ServerCommand};
+use dqlite_tests::nodes::{unix_front_name, TlsCluster};
+
+/// How the client reaches the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// `dqlite-demo` nodes over TCP.
+    Tcp,
+    /// `tlsnode`s over mutual TLS.
+    Tls,
+    /// Plaintext `tlsnode`s, every connection over the unix front of its node.
+    Unix,
+}
+
+/// The cluster a workload runs on.
 enum Nodes {
     Plain(Cluster),
     Tls(Box<TlsCluster>),
+    Unix(Cluster),
 }
 
 impl Nodes {
     fn cluster(&mut self) -> &mut Cluster {
         match self {
-            Nodes::Plain(c) => c,
+            Nodes::Plain(c) | Nodes::Unix(c) => c,
             Nodes::Tls(c) => c,
         }
     }
 
     fn leader(&self) -> Option<usize> {
         match self {
-            Nodes::Plain(c) => c.leader(),
+            Nodes::Plain(c) | Nodes::Unix(c) => c.leader(),
             Nodes::Tls(c) => c.leader(),
         }
     }
 
     fn wait_ready(&self, voters: usize) -> usize {
         match self {
-            Nodes::Plain(c) => c.wait_ready(voters),
+            Nodes::Plain(c) | Nodes::Unix(c) => c.wait_ready(voters),
             Nodes::Tls(c) => c.wait_ready(voters),
         }
     }
@@ -57,7 +75,7 @@ impl Nodes {
     /// Hands leadership on, where the harness can (plaintext only).
     fn transfer_leadership(&self, leader: usize) -> Option<Result<String, String>> {
         match self {
-            Nodes::Plain(c) => Some(c.transfer_leadership(leader)),
+            Nodes::Plain(c) | Nodes::Unix(c) => Some(c.transfer_leadership(leader)),
             Nodes::Tls(_) => None,
         }
     }
@@ -76,6 +94,46 @@ impl Nodes {
                 let (cert, key) = (id.cert_pem.as_bytes(), id.key_pem.as_bytes());
                 config.tls(TlsConfig::from_pem(cert, cert, key).expect("TLS settings"))
             }
+            Nodes::Unix(_) => config.dial_with(Arc::new(dial_unix_front)),
+        }
+    }
+}
+
+/// Dials the unix front of the node at `address` (a TCP address, as seeds, leader hints and
+/// the membership name nodes), counting the dials.
+fn dial_unix_front(address: &str) -> BoxFuture<'static, std::io::Result<BoxStream>> {
+    UNIX_DIALS.fetch_add(1, Ordering::Relaxed);
+    match address.parse() {
+        Ok(tcp) => Smol.connect_unix(&unix_front_name(tcp)),
+        Err(_) => {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a node address: {address}"),
+            );
+            Box::pin(std::future::ready(Err(e)))
+        }
+    }
+}
+
+/// Over unix sockets, the connections went through [`dial_unix_front`].
+fn assert_transport(transport: Transport) {
+    if transport == Transport::Unix {
+        assert!(UNIX_DIALS.load(Ordering::Relaxed) > 0, "no unix dial");
+    }
+}
+
+/// Connections made through [`dial_unix_front`].
+static UNIX_DIALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Transport {
+    fn start(self) -> Nodes {
+        match self {
+            Transport::Tcp => Nodes::Plain(Cluster::start(3)),
+            Transport::Tls => Nodes::Tls(Box::new(TlsCluster::start(3))),
+            Transport::Unix => Nodes::Unix(Cluster::start_with(
+                ServerCommand::plain_node().with_unix_front(),
+                3,
+            )),
         }
     }
 }
@@ -127,7 +185,7 @@ fn inject_faults(nodes: &mut Nodes, length: Duration, faults: &Mutex<Vec<Fault>>
                 thread::sleep(Duration::from_secs(5));
                 nodes.cluster().resume(leader);
             }
-            3 if matches!(nodes, Nodes::Plain(_)) => {
+            3 if matches!(nodes, Nodes::Plain(_) | Nodes::Unix(_)) => {
                 record(format!("transfer leadership from {leader}"));
                 match nodes.transfer_leadership(leader) {
                     Some(Ok(to)) => println!("leadership transferred to {to}"),
@@ -219,17 +277,16 @@ impl<T> Run<T> {
     }
 }
 
-/// Starts a 3-node cluster (`tls`: of TLS nodes), runs `workload` (given the node addresses,
-/// the client's settings and a flag that is set when it must stop) on this thread while
-/// faults are injected on another, then heals the cluster: every node running again and a
-/// leader elected.
-fn under_faults<T>(tls: bool, workload: impl FnOnce(&[&str], &Config, &AtomicBool) -> T) -> Run<T> {
+/// Starts a 3-node cluster reached over `transport`, runs `workload` (given the node
+/// addresses, the client's settings and a flag that is set when it must stop) on this thread
+/// while faults are injected on another, then heals the cluster: every node running again and
+/// a leader elected.
+fn under_faults<T>(
+    transport: Transport,
+    workload: impl FnOnce(&[&str], &Config, &AtomicBool) -> T,
+) -> Run<T> {
     let length = workload_length();
-    let mut nodes = if tls {
-        Nodes::Tls(Box::new(TlsCluster::start(3)))
-    } else {
-        Nodes::Plain(Cluster::start(3))
-    };
+    let mut nodes = transport.start();
     nodes.wait_ready(3);
     let config = nodes.config();
     let seeds: Vec<String> = nodes
@@ -279,16 +336,21 @@ async fn workload_pool(seeds: &[&str], config: &Config) -> Pool<Smol> {
 
 #[test]
 fn set_workload_under_faults() {
-    set_workload(false);
+    set_workload(Transport::Tcp);
 }
 
 #[test]
 fn set_workload_over_tls_under_faults() {
-    set_workload(true);
+    set_workload(Transport::Tls);
 }
 
-fn set_workload(tls: bool) {
-    let run = under_faults(tls, |seeds, config, stop| {
+#[test]
+fn set_workload_over_unix_sockets_under_faults() {
+    set_workload(Transport::Unix);
+}
+
+fn set_workload(transport: Transport) {
+    let run = under_faults(transport, |seeds, config, stop| {
         smol::block_on(async {
             let pool = workload_pool(seeds, config).await;
             pool.execute("CREATE TABLE set_w (v INTEGER)", ())
@@ -360,6 +422,7 @@ fn set_workload(tls: bool) {
     assert_eq!(duplicated, 0, "writes applied twice");
     assert_eq!(failed_present, 0, "writes reported as failed but applied");
     assert!(acked.len() > 100, "too little progress: {}", acked.len());
+    assert_transport(transport);
 }
 
 const ACCOUNTS: i64 = 10;
@@ -367,7 +430,16 @@ const OPENING: i64 = 100;
 
 #[test]
 fn bank_workload_under_faults() {
-    let run = under_faults(false, |seeds, config, stop| {
+    bank_workload(Transport::Tcp);
+}
+
+#[test]
+fn bank_workload_over_unix_sockets_under_faults() {
+    bank_workload(Transport::Unix);
+}
+
+fn bank_workload(transport: Transport) {
+    let run = under_faults(transport, |seeds, config, stop| {
         smol::block_on(async {
             let pool = workload_pool(seeds, config).await;
             pool.execute(
@@ -477,4 +549,5 @@ fn bank_workload_under_faults() {
     report_failovers("bank", &run.faults, acks);
     assert_eq!(total, ACCOUNTS * OPENING, "money created or destroyed");
     assert!(*transfers > 20 && *reads > 20, "too little progress");
+    assert_transport(transport);
 }
