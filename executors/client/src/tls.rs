@@ -2,8 +2,9 @@
 //! compatible with go-dqlite clusters set up with `app.WithTLS`: see [`TlsConfig::from_pem`].
 
 use std::io;
+use std::io::Read;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
@@ -98,15 +99,26 @@ impl TlsConfig {
         };
         let connector = TlsConnector::from(self.config.clone());
         match connector.connect(name, stream).await {
-            Ok(tls) => Ok(Box::new(Tls(tls))),
+            Ok(tls) => Ok(Box::new(Tls(Mutex::new(tls)))),
             Err(e) => Err(handshake_error(address, e)),
         }
     }
 }
 
-/// A TLS stream: it forwards `after_read` (re-arming TCP_QUICKACK helps TLS too) and
-/// declines `read_now`, since the socket's bytes are not the plaintext.
-struct Tls(TlsStream<BoxStream>);
+/// A TLS stream: it forwards `after_read` (re-arming TCP_QUICKACK helps TLS too), and its
+/// `read_now` decrypts what its transport's `read_now` reads, so busy-polling and read
+/// coalescing work over TLS without ever handing out the socket's raw bytes. The lock is
+/// uncontended: `read_now` takes `&self`, every other path has `&mut self`.
+struct Tls(Mutex<TlsStream<BoxStream>>);
+
+impl Tls {
+    /// The stream, for the `&mut self` paths (no locking: exclusive access). A panic while
+    /// the lock was held (in rustls or the socket) leaves nothing half-done that a later call
+    /// could not report, so a poisoned lock is taken over.
+    fn stream(&mut self) -> &mut TlsStream<BoxStream> {
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 impl AsyncRead for Tls {
     fn poll_read(
@@ -114,7 +126,7 @@ impl AsyncRead for Tls {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(self.stream()).poll_read(cx, buf)
     }
 }
 
@@ -124,21 +136,74 @@ impl AsyncWrite for Tls {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(self.stream()).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(self.stream()).poll_flush(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
+        Pin::new(self.stream()).poll_close(cx)
     }
 }
 
 impl NodeStream for Tls {
     fn after_read(&self) {
-        self.0.get_ref().0.after_read();
+        let tls = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        tls.get_ref().0.after_read();
+    }
+
+    /// Plaintext already decrypted, else ciphertext read straight from the socket by the
+    /// transport's own `read_now` and decrypted here: the TLS layer is never skipped, and
+    /// the runtime's reactor is never touched. `None` when the transport cannot read now.
+    fn read_now(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let mut tls = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (socket, conn) = tls.get_mut();
+        let mut eof = false;
+        loop {
+            match conn.reader().read(buf) {
+                Ok(n) => return Some(Ok(n)),
+                // The socket closed after the last record: what the next poll_read reports.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && eof => return Some(Ok(0)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Some(Err(e)),
+            }
+            let mut raw = RawSocket {
+                socket: &**socket,
+                declined: false,
+            };
+            match conn.read_tls(&mut raw) {
+                Ok(0) => eof = true,
+                Ok(_) => {}
+                Err(_) if raw.declined => return None,
+                Err(e) => return Some(Err(e)),
+            }
+            if let Err(e) = conn.process_new_packets() {
+                // The alert rustls queued goes out with the next write, as on the
+                // poll_read path.
+                return Some(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+            }
+        }
+    }
+}
+
+/// The ciphertext side of [`Tls::read_now`]: the transport's own non-blocking read.
+struct RawSocket<'a> {
+    socket: &'a dyn NodeStream,
+    /// The transport has no `read_now`.
+    declined: bool,
+}
+
+impl io::Read for RawSocket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.socket.read_now(buf) {
+            Some(result) => result,
+            None => {
+                self.declined = true;
+                Err(io::ErrorKind::Unsupported.into())
+            }
+        }
     }
 }
 

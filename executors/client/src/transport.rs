@@ -57,8 +57,8 @@ pub trait NodeStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// briefly for a reply before parking (see [`Config::busy_poll`]) and to read a long
     /// result a few frames at a time between naps (see [`Config::stream_coalesce`]). `None`
     /// (the default) means the stream cannot, and the client does neither. It must not block
-    /// and must not skip a layer: a TLS stream declines it, since raw socket bytes are not
-    /// the plaintext.
+    /// and must not skip a layer: a TLS stream reads ciphertext through its transport's
+    /// `read_now` and returns only what it decrypted.
     ///
     /// [`Config::busy_poll`]: crate::Config::busy_poll
     /// [`Config::stream_coalesce`]: crate::Config::stream_coalesce
