@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs dqlite-bench (tokio with and without its statement cache, smol, the sqlx driver, and
-# the bare-core floor), the go-dqlite benchmark (bench/peers/go) and the Python dqlite-client benchmark
+# the bare-core floor), the go-dqlite benchmark (bench/peers/go) built twice, against
+# bookworm's go-dqlite 1.11.5 (target/peers/gobench) and against forky's go-dqlite 3.0.x
+# (target/peers/gobench3, bench/peers/go/setup3.sh), and the Python dqlite-client benchmark
 # (bench/peers/python, on a private Python 3.13 that bench/peers/python/setup.sh fetches)
 # against one local 3-node cluster, in two placements (bench/peers/lib.sh: pinned,
 # servers on core 0 and clients on core 1; shared, no pinning), alternating clients within
@@ -18,6 +20,8 @@ out=target/peers
 # shellcheck source=bench/peers/lib.sh
 . bench/peers/lib.sh
 build_gobench
+# The go-dqlite 3 peer is the targets' reference: without it there is no run.
+build_gobench3 || exit 1
 cargo build -q --release -p dqlite-bench
 # The Python dqlite-client 0.8.0 needs Python 3.13: a private one from Debian trixie.
 py="$out/pyvenv/bin/python"
@@ -44,14 +48,16 @@ pids="${cluster_pids[*]}"
     for p in $placements; do
       # shellcheck disable=SC2086
       place_servers "$p" $pids
-      # b inserts 20 000 rows (10 000 one at a time, 10 000 pipelined); go-dqlite's and
-      # Python's b, and the floor's, only the first 10 000.
+      # b inserts 20 000 rows (10 000 one at a time, 10 000 pipelined); go-dqlite's (both
+      # peers) and Python's b, and the floor's, only the first 10 000.
       tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime tokio --workloads b
       tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime tokio --workloads acdehij
       tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime tokio --statement-cache 0 --workloads b
       tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime tokio --statement-cache 0 --workloads ad
       tagged "$p" "$pids" 10000 "$out/gobench" -cluster "$followers_first" -workloads b
       tagged "$p" "$pids" 0 "$out/gobench" -cluster "$followers_first" -workloads acdehij
+      tagged "$p" "$pids" 10000 "$out/gobench3" -cluster "$followers_first" -workloads b
+      tagged "$p" "$pids" 0 "$out/gobench3" -cluster "$followers_first" -workloads acdehij
       tagged "$p" "$pids" 20000 "$bench" --cluster "$nodes" --runtime smol --workloads b
       tagged "$p" "$pids" 0 "$bench" --cluster "$nodes" --runtime smol --workloads acdehij
       tagged "$p" "$pids" 10000 "$bench" --cluster "$nodes" --sqlx --workloads b

@@ -5,6 +5,11 @@
 #                                  target/peers/gobench, offline from Debian's packages
 #                                  (installing golang-go and golang-github-canonical-go-dqlite-dev
 #                                  when missing).
+# build_gobench3                   builds the same source against Debian forky's go-dqlite 3.0.x
+#                                  and Go into target/peers/gobench3 (bench/peers/go/setup3.sh:
+#                                  everything unpacked under target/peers/forky-go, nothing
+#                                  installed); fails, and says so, when that cannot be done.
+# Each peer reports the go-dqlite version it was built against (go_dqlite_version).
 #
 # Two placements, as users run them:
 #   pinned  every server thread on core 0, the client on core 1 (taskset), so client and
@@ -79,7 +84,20 @@ build_gobench() {
     apt-get update -qq && apt-get install -y -qq "${need[@]}"
   fi
   mkdir -p target/peers
+  # The upstream version of the installed go-dqlite, e.g. 1.11.5-1 -> 1.11.5.
+  local version
+  version=$(dpkg-query -W -f='${Version}' golang-github-canonical-go-dqlite-dev)
+  version=${version#*:}
+  version=${version%-*}
+  version=${version%%[+~]*}
   # go-dqlite from Debian's packages, built offline in GOPATH mode.
   (cd bench/peers/go && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../target/peers/gocache" \
-    go build -o ../../../target/peers/gobench .)
+    go build -ldflags "-X main.goDqliteVersion=$version" -o ../../../target/peers/gobench .)
+}
+
+build_gobench3() {
+  if ! bash bench/peers/go/setup3.sh >&2 || [ ! -x target/peers/gobench3 ]; then
+    echo "build_gobench3: the go-dqlite 3 peer (target/peers/gobench3) could not be built" >&2
+    return 1
+  fi
 }

@@ -3,7 +3,13 @@
 client, the median of every figure over the rounds, then each target's ratio against
 go-dqlite, the Python dqlite-client or the floor, from the same run, with the spread of the
 round-by-round ratios, as Markdown tables. Lines without a placement (workload f, run once)
-are shown with every placement."""
+are shown with every placement.
+
+The Go peer runs built against more than one go-dqlite (bench/peers/lib.sh: 1.11.5 from
+bookworm, 3.0.x from forky); its lines carry go_dqlite_version and go_version, and each build
+is a column of its own, "go-dqlite VERSION (goX.Y.Z)", newest first. The targets' "go"
+reference is the newest go-dqlite present; each go target gets a further row per older one.
+Lines without go_dqlite_version (older runs) make the one column "go-dqlite (go)"."""
 
 import collections
 import json
@@ -72,12 +78,40 @@ TARGETS = [
 ]
 
 
+def client_of(j):
+    """The client's name; the Go peer's with the go-dqlite version it was built against."""
+    client = j.get("client")
+    if client == "go-dqlite" and j.get("go_dqlite_version"):
+        client = f"go-dqlite {j['go_dqlite_version']}"
+    return client
+
+
 def key_of(j):
-    """The client a JSON line belongs to; the client without its statement cache apart."""
+    """The client a JSON line belongs to; the client without its statement cache apart, and
+    each go-dqlite build apart (with its Go version as the runtime)."""
     runtime = j.get("runtime")
     if j.get("client") == "dqlite-rs" and j.get("statement_cache") == 0:
         runtime = f"{runtime}, cache off"
-    return (j.get("client"), runtime)
+    if j.get("client") == "go-dqlite" and j.get("go_dqlite_version"):
+        runtime = j.get("go_version", runtime)
+    return (client_of(j), runtime)
+
+
+def version_order(name):
+    """Sort key putting the newest go-dqlite first ("go-dqlite 3.0.4" before "go-dqlite
+    1.11.5"); the unversioned "go-dqlite" last."""
+    version = name.split(" ", 1)[1] if " " in name else ""
+    try:
+        parts = tuple(int(x) for x in version.split("."))
+    except ValueError:
+        parts = ()
+    return tuple(-x for x in parts) + (0 if parts else 1,)
+
+
+def go_clients(keys):
+    """The go-dqlite columns among keys, newest go-dqlite first."""
+    gos = [k for k in keys if k[0] == "go-dqlite" or k[0].startswith("go-dqlite ")]
+    return sorted(gos, key=lambda k: version_order(k[0]))
 
 
 def main():
@@ -98,12 +132,13 @@ def transports(lines):
     """bench/peers/tls.sh: each client over plaintext and TLS, and the TLS/plaintext ratio."""
     runs = collections.defaultdict(lambda: collections.defaultdict(list))
     for j in lines:
-        key = (j.get("client"), j.get("transport", "tcp"))
+        key = (client_of(j), j.get("transport", "tcp"))
         for k, v in j.items():
             if isinstance(v, (int, float)) and k != "statement_cache":
                 runs[key][k].append(v)
     med = {key: {k: statistics.median(v) for k, v in f.items()} for key, f in runs.items()}
-    clients = [c for c in ("dqlite-rs", "go-dqlite") if (c, "tcp") in med and (c, "tls") in med]
+    names = ["dqlite-rs"] + [c for c, _ in go_clients({(c, "") for c, _ in med})]
+    clients = [c for c in names if (c, "tcp") in med and (c, "tls") in med]
     rounds = max((len(v) for f in runs.values() for v in f.values()), default=0)
     print(f"Medians of {rounds} rounds.\n")
     head = " | ".join(f"{c} plaintext | {c} TLS | ratio" for c in clients)
@@ -133,7 +168,13 @@ def table(lines):
         for key, figs in runs.items()
     }
     rounds = max((len(v) for f in runs.values() for v in f.values()), default=0)
-    present = [c for c in CLIENTS if c in med]
+    gos = go_clients(med)
+    present = []
+    for c in CLIENTS:
+        if c == ("go-dqlite", "go"):
+            present += gos
+        elif c in med:
+            present.append(c)
     print(f"Medians of {rounds} rounds.\n")
     print("| figure | " + " | ".join(f"{c} ({r})" for c, r in present) + " |")
     print("| --- |" + " --- |" * len(present))
@@ -144,29 +185,44 @@ def table(lines):
             cells.append("-" if v is None else f"{v:,.1f}")
         if any(x != "-" for x in cells):
             print(f"| {label} | " + " | ".join(cells) + " |")
+    # Each reference: its columns, the first the one the target is stated against.
     refs = {
-        "go": ("go-dqlite", "go"),
-        "floor": ("dqlite-rs-floor", "blocking"),
-        "py": ("dqlite-client-py", "python3.13"),
+        "go": gos or [("go-dqlite", "go")],
+        "floor": [("dqlite-rs-floor", "blocking")],
+        "py": [("dqlite-client-py", "python3.13")],
     }
     ours = ["tokio", "tokio, cache off", "smol"]
+    if len(gos) > 1:
+        print(f"\nThe go targets are against {gos[0][0]}; each is followed by its ratio against "
+              + ", ".join(g[0] for g in gos[1:]) + ".")
     print("\n| target | " + " | ".join(ours) + " |")
     print("| --- |" + " --- |" * len(ours))
     for name, our_key, ref, ref_key, bound, lower in TARGETS:
-        ref_runs = runs.get(refs[ref], {}).get(ref_key, [])
-        cells = []
-        for rt in ours:
-            our_runs = runs.get(("dqlite-rs", rt), {}).get(our_key, [])
-            if not our_runs or not ref_runs:
-                cells.append("-")
-                continue
-            ratio = statistics.median(our_runs) / statistics.median(ref_runs)
-            met = ratio <= bound if lower else ratio >= bound
-            # Round by round (the i-th run of each client ran back to back).
-            per_round = [o / r for o, r in zip(our_runs, ref_runs) if r]
-            spread = f" (rounds {min(per_round):.2f}-{max(per_round):.2f})" if per_round else ""
-            cells.append(f"{ratio:.2f}x{spread} {'met' if met else 'NOT met'}")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        for i, ref_client in enumerate(refs[ref]):
+            row = name
+            if i > 0:
+                row = f"… against {ref_client[0]}"
+            elif ref == "go" and ref_client[0] != "go-dqlite":
+                row = f"{name} ({ref_client[0]})"
+            ratio_row(runs, row, our_key, ref_client, ref_key, bound, lower, ours)
+
+
+def ratio_row(runs, name, our_key, ref_client, ref_key, bound, lower, ours):
+    """One target row: each of our runtimes' ratio against the reference client."""
+    ref_runs = runs.get(ref_client, {}).get(ref_key, [])
+    cells = []
+    for rt in ours:
+        our_runs = runs.get(("dqlite-rs", rt), {}).get(our_key, [])
+        if not our_runs or not ref_runs:
+            cells.append("-")
+            continue
+        ratio = statistics.median(our_runs) / statistics.median(ref_runs)
+        met = ratio <= bound if lower else ratio >= bound
+        # Round by round (the i-th run of each client ran back to back).
+        per_round = [o / r for o, r in zip(our_runs, ref_runs) if r]
+        spread = f" (rounds {min(per_round):.2f}-{max(per_round):.2f})" if per_round else ""
+        cells.append(f"{ratio:.2f}x{spread} {'met' if met else 'NOT met'}")
+    print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,13 @@ const cRuns = 15
 const eRuns = 5
 
 var registered = 0
+
+// goDqliteVersion is the go-dqlite version the peer was built against, set at build time
+// (-ldflags "-X main.goDqliteVersion=..."; bench/peers/lib.sh and bench/peers/go/setup3.sh
+// do) and reported as go_dqlite_version so that bench/peers/summarize.py can tell the peers
+// apart. The import paths are the same for 1.11.x and 3.0.x in GOPATH mode: Go reads the
+// /v3 imports inside go-dqlite 3 as its unversioned directory (go.mod says module .../v3).
+var goDqliteVersion = ""
 
 // tlsConfig is the client's TLS configuration when -tls is given.
 var tlsConfig *tls.Config
@@ -129,7 +137,11 @@ func main() {
 	}
 	nodes := strings.Split(*cluster, ",")
 	w := strings.ReplaceAll(*workloads, ",", "")
-	out := []string{`"client":"go-dqlite"`, `"runtime":"go"`, fmt.Sprintf(`"transport":"%s"`, transport)}
+	out := []string{`"client":"go-dqlite"`, `"runtime":"go"`, fmt.Sprintf(`"transport":"%s"`, transport),
+		fmt.Sprintf(`"go_version":"%s"`, runtime.Version())}
+	if goDqliteVersion != "" {
+		out = append(out, fmt.Sprintf(`"go_dqlite_version":"%s"`, goDqliteVersion))
+	}
 	num := func(k string, v float64) { out = append(out, fmt.Sprintf(`"%s":%.3f`, k, v)) }
 
 	db := open(nodes)
