@@ -8,8 +8,9 @@
 //! * `'...'` strings (and `x'..'` blobs), `"..."`, `` `...` `` and `[...]` identifiers,
 //!   `-- ...` and `/* ... */` comments hide everything inside them.
 //! * Parameters: `?` takes the next number (one more than the largest so far), `?NNN` takes
-//!   number NNN, and `:name`, `@name`, `$name` take the next number unless the same name
-//!   appeared before in the statement. A statement takes as many parameters as its largest
+//!   number NNN, and `:name`, `@name`, `$name` (and `#name`, which SQLite's tokenizer reads
+//!   the same way) take the next number unless the same name appeared before in the
+//!   statement. A statement takes as many parameters as its largest
 //!   number (SQLite's `sqlite3_bind_parameter_count`): dqlite binds them by position.
 //! * A `;` ends a statement, except inside the body of a `CREATE TRIGGER` (between its
 //!   `BEGIN` and `END`, where `CASE ... END` nests).
@@ -167,8 +168,11 @@ fn next_statement<'a>(sql: &'a str, tokens: &mut Tokens<'a>) -> Option<Option<St
                 let creates = matches!(head[0], Token::Word(c) if c.eq_ignore_ascii_case("CREATE"));
                 trigger.word(w, head_len, creates);
             }
-            Token::Param(p) => params.add(p),
-            _ => {}
+            Token::Param(p) => {
+                params.add(p);
+                trigger.other(token);
+            }
+            _ => trigger.other(token),
         }
         if let Some(slot) = head.get_mut(head_len) {
             *slot = token;
@@ -189,15 +193,17 @@ fn next_statement<'a>(sql: &'a str, tokens: &mut Tokens<'a>) -> Option<Option<St
 /// Tokens kept from the start of each statement: `ROLLBACK TRANSACTION TO SAVEPOINT name`.
 const HEAD: usize = 5;
 
-/// Tracks whether a `;` ends the statement: not inside a trigger's body.
+/// Tracks whether a `;` ends the statement: not inside a trigger's body. As in SQLite's
+/// `sqlite3_complete`, the body ends at an `END` that directly follows a `;` of the body: an
+/// `END` anywhere else closes a `CASE` or is a name (`SET x = end`).
 #[derive(Debug, Default)]
 struct Trigger {
     /// Seen `CREATE [TEMP|TEMPORARY] TRIGGER`.
     is_trigger: bool,
     /// Inside `BEGIN ... END`.
     in_body: bool,
-    /// Open `CASE`s inside the body.
-    cases: u32,
+    /// The last token of the body was a `;`.
+    after_semicolon: bool,
 }
 
 impl Trigger {
@@ -207,16 +213,16 @@ impl Trigger {
             self.is_trigger = true;
         } else if self.is_trigger && !self.in_body && is("BEGIN") {
             self.in_body = true;
-        } else if self.in_body && is("CASE") {
-            self.cases += 1;
-        } else if self.in_body && is("END") {
-            if self.cases > 0 {
-                self.cases -= 1;
-            } else {
-                self.in_body = false;
-                self.is_trigger = false;
-            }
+        } else if self.in_body && self.after_semicolon && is("END") {
+            self.in_body = false;
+            self.is_trigger = false;
         }
+        self.after_semicolon = false;
+    }
+
+    /// Any token but a word (words go through [`word`](Self::word)).
+    fn other(&mut self, token: Token<'_>) {
+        self.after_semicolon = token == Token::Semicolon;
     }
 
     fn ends_at_semicolon(&self) -> bool {
@@ -320,7 +326,7 @@ enum Token<'a> {
     Word(&'a str),
     /// A quoted string or identifier, quotes included.
     Quoted(&'a str),
-    /// A parameter: `?`, `?NNN`, `:name`, `@name`, `$name`.
+    /// A parameter: `?`, `?NNN`, `:name`, `@name`, `$name`, `#name`.
     Param(&'a str),
     /// `;`.
     Semicolon,
@@ -406,7 +412,7 @@ impl<'a> Iterator for Tokens<'a> {
                     }
                     return Some(Token::Param(self.text(start)));
                 }
-                b':' | b'@' | b'$' => {
+                b':' | b'@' | b'$' | b'#' => {
                     self.pos += 1;
                     let name_start = self.pos;
                     loop {
@@ -617,6 +623,13 @@ mod tests {
         assert_eq!(summarize("SELECT 1; /* SELECT ?").statements, 1);
         assert_eq!(summarize("SELECT 1; /* SELECT ?").params, 0);
         assert_eq!(summarize("\t\x0b\x0c\r\n").statements, 0);
+        // A trigger's body ends at an END right after one of its `;`s (found by the `sql`
+        // fuzz target: `SET x = END` names a column).
+        let body = "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE u SET x = END; \
+                    UPDATE u SET y = CASE WHEN 1 THEN 2 END; END; SELECT 1";
+        assert_eq!(summarize(body).statements, 2);
+        // `#name` is a parameter to SQLite's tokenizer (found by the `sql` fuzz target).
+        assert_eq!(params("UPDATE t SET b = #b, c = #b, d = ?"), 2);
         // A `?` after the largest number there is neither panics nor wraps to 0 (found by
         // the `sql` fuzz target).
         assert_eq!(params("SELECT ?99999999999999999999, ?"), usize::MAX);
