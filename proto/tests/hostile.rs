@@ -18,20 +18,15 @@
 //! fewer than 200 exist. After changing the generator, rewrite the directory with
 //! `HOSTILE_BLESS=1 cargo test -p dqlite-proto --test hostile` and review the diff.
 //!
-//! # Allocation accounting and isolation
-//! This binary installs a counting global allocator (current and peak bytes, process-wide
-//! atomics). Counts are process-wide, so every test here takes [`serial`] first: the tests of
-//! this binary never run concurrently, whatever `--test-threads` says. The only other allocator
-//! user during a measurement is the test harness's main thread, which allocates a few hundred
-//! bytes when it reports a finished test; none finishes while the lock is held.
+//! # Allocation accounting
+//! This binary installs the counting global allocator of `fuzz_checks/alloc.rs` (shared with
+//! the fuzz targets). Counts are per thread, so a measurement sees only what its own test
+//! allocates, whatever else runs at the same time.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use dqlite_proto::{
     Config, Connection, Error, LimitExceeded, Limits, Malformed, NodeRole, Reply, RequestId,
@@ -39,80 +34,10 @@ use dqlite_proto::{
 
 // ----- counting allocator ------------------------------------------------------------------
 
-/// Forwards to [`System`], counting live bytes and their peak.
-struct Counting;
+#[path = "fuzz_checks/alloc.rs"]
+mod counting;
 
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let now = CURRENT.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-fn shrank(n: usize) {
-    CURRENT.fetch_sub(n, Ordering::Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
-// counters are only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) };
-        shrank(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            // Counted as a copy (old and new block live at once), so the peak is an upper bound.
-            grew(new_size);
-            shrank(layout.size());
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Starts a measurement: returns the bytes live now and resets the peak to it.
-fn measure_start() -> usize {
-    let now = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(now, Ordering::Relaxed);
-    now
-}
-
-/// Peak bytes allocated on top of `base` since [`measure_start`] returned it.
-fn measure_peak(base: usize) -> usize {
-    PEAK.load(Ordering::Relaxed).saturating_sub(base)
-}
-
-/// Serializes the tests of this binary (the allocation counts are process-wide).
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use counting::{measure_peak, measure_start};
 
 // ----- configuration -----------------------------------------------------------------------
 
@@ -2238,7 +2163,6 @@ fn check_stored(corpus: &[Fixture]) {
 
 #[test]
 fn hostile_corpus() {
-    let _serial = serial();
     let corpus = generate();
     check_generated(&corpus);
     check_stored(&corpus);
@@ -2287,7 +2211,6 @@ fn hostile_corpus() {
 /// within a small multiple of the limit.
 #[test]
 fn large_hostile_frames_stay_bounded() {
-    let _serial = serial();
     let body_len = MAX_FRAME as usize;
     let mut cases: Vec<(&str, &str, Vec<u8>, Error)> = Vec::new();
 
@@ -2396,7 +2319,6 @@ fn large_hostile_frames_stay_bounded() {
 /// for an absurd row index.
 #[test]
 fn row_index_usize_max_is_none() {
-    let _serial = serial();
     for (what, bytes) in [
         ("one column", done(1)),
         ("no columns", frame(ROWS, 0, &cat![w(0), w(DONE)])),

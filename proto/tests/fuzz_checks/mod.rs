@@ -61,13 +61,38 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("sql", sql),
 ];
 
-/// Runs target `name`'s check on `data` under the allocation bound of [`alloc::bounded`]:
-/// what every cargo-fuzz target and the stable replay call.
+/// Fixed part of the allocation budget per input: the checks' own models and tables.
+pub const ALLOC_BASE: usize = 4 << 20;
+/// Bytes a check may hold per input byte: decoded values, the bytes a model keeps of what
+/// was sent, `Debug` texts compared by the round trips.
+pub const ALLOC_PER_INPUT_BYTE: usize = 512;
+
+/// The most a check may hold at once for an input of `len` bytes. Inputs are at most a few
+/// KiB, so a peak above this is a buffer sized from a length the input wrote.
+pub fn alloc_budget(len: usize) -> usize {
+    ALLOC_BASE.saturating_add(len.saturating_mul(ALLOC_PER_INPUT_BYTE))
+}
+
+/// Runs target `name`'s check on `data` and fails if it held more than [`alloc_budget`] bytes
+/// at any moment (counted by [`alloc`]): what every cargo-fuzz target and the stable replay
+/// call.
 pub fn run(name: &str, data: &[u8]) {
     let Some(&(_, check)) = TARGETS.iter().find(|(t, _)| *t == name) else {
         panic!("no fuzz target {name}");
     };
-    alloc::bounded(name, check, data);
+    let base = alloc::measure_start();
+    check(data);
+    let peak = alloc::measure_peak(base);
+    let limit = alloc_budget(data.len());
+    trace!(
+        "{name}: held at most {peak} bytes for a {}-byte input",
+        data.len()
+    );
+    assert!(
+        peak <= limit,
+        "{name}: {peak} bytes held at once for a {}-byte input (budget {limit})",
+        data.len()
+    );
 }
 
 // ----- byte-layout inputs ------------------------------------------------------------------

@@ -6,26 +6,15 @@ use dqlite_proto::server::{Header, Request, WORD};
 use super::{as_sent, tracing};
 
 /// The request with its parameters as the client sends them (see [`as_sent`]).
-fn sent_form(req: Request<'static>) -> Request<'static> {
-    match req {
-        Request::Exec { stmt, params } => Request::Exec {
-            stmt,
-            params: as_sent(&params).into(),
-        },
-        Request::Query { stmt, params } => Request::Query {
-            stmt,
-            params: as_sent(&params).into(),
-        },
-        Request::ExecSql { sql, params } => Request::ExecSql {
-            sql,
-            params: as_sent(&params).into(),
-        },
-        Request::QuerySql { sql, params } => Request::QuerySql {
-            sql,
-            params: as_sent(&params).into(),
-        },
-        other => other,
+fn sent_form(mut req: Request<'static>) -> Request<'static> {
+    if let Request::Exec { params, .. }
+    | Request::Query { params, .. }
+    | Request::ExecSql { params, .. }
+    | Request::QuerySql { params, .. } = &mut req
+    {
+        *params = as_sent(params).into();
     }
+    req
 }
 
 /// Layout: `[kind] [schema] [body...]`. `Request::decode` never panics and fails only with a
