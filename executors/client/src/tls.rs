@@ -98,7 +98,7 @@ impl TlsConfig {
             None => name_of(address)?,
         };
         let connector = TlsConnector::from(self.config.clone());
-        match connector.connect(name, stream).await {
+        match connector.connect(name, Ciphertext::new(stream)).await {
             Ok(tls) => Ok(Box::new(Tls(Mutex::new(tls)))),
             Err(e) => Err(handshake_error(address, e)),
         }
@@ -109,13 +109,13 @@ impl TlsConfig {
 /// `read_now` decrypts what its transport's `read_now` reads, so busy-polling and read
 /// coalescing work over TLS without ever handing out the socket's raw bytes. The lock is
 /// uncontended: `read_now` takes `&self`, every other path has `&mut self`.
-struct Tls(Mutex<TlsStream<BoxStream>>);
+struct Tls(Mutex<TlsStream<Ciphertext>>);
 
 impl Tls {
     /// The stream, for the `&mut self` paths (no locking: exclusive access). A panic while
     /// the lock was held (in rustls or the socket) leaves nothing half-done that a later call
     /// could not report, so a poisoned lock is taken over.
-    fn stream(&mut self) -> &mut TlsStream<BoxStream> {
+    fn stream(&mut self) -> &mut TlsStream<Ciphertext> {
         self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -151,7 +151,7 @@ impl AsyncWrite for Tls {
 impl NodeStream for Tls {
     fn after_read(&self) {
         let tls = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        tls.get_ref().0.after_read();
+        tls.get_ref().0.socket.after_read();
     }
 
     /// Plaintext already decrypted, else ciphertext read straight from the socket by the
@@ -170,7 +170,7 @@ impl NodeStream for Tls {
                 Err(e) => return Some(Err(e)),
             }
             let mut raw = RawSocket {
-                socket: &**socket,
+                socket: &mut *socket,
                 declined: false,
             };
             match conn.read_tls(&mut raw) {
@@ -188,17 +188,109 @@ impl NodeStream for Tls {
     }
 }
 
-/// The ciphertext side of [`Tls::read_now`]: the transport's own non-blocking read.
+/// How much ciphertext one read from the transport may bring: rustls asks for about 4 KiB
+/// at a time, so without this buffer a long result would cost a system call per 4 KiB.
+const CIPHERTEXT_BUFFER: usize = 64 * 1024;
+
+/// The transport under a TLS stream, with a read buffer for ciphertext (see
+/// [`CIPHERTEXT_BUFFER`]). Writes go straight through.
+struct Ciphertext {
+    socket: BoxStream,
+    buf: Box<[u8]>,
+    /// Bytes `start..end` of `buf` have arrived and rustls has not taken them yet.
+    start: usize,
+    end: usize,
+}
+
+impl Ciphertext {
+    fn new(socket: BoxStream) -> Ciphertext {
+        Ciphertext {
+            socket,
+            buf: vec![0; CIPHERTEXT_BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Hands out buffered bytes; `None` when there are none.
+    fn take(&mut self, out: &mut [u8]) -> Option<usize> {
+        if self.start == self.end {
+            return None;
+        }
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Some(n)
+    }
+
+    /// Records a fill of `n` bytes into `buf` and hands out what `out` can take.
+    fn filled(&mut self, n: usize, out: &mut [u8]) -> usize {
+        self.start = 0;
+        self.end = n;
+        self.take(out).unwrap_or(0)
+    }
+}
+
+impl AsyncRead for Ciphertext {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if let Some(n) = this.take(out) {
+            return Poll::Ready(Ok(n));
+        }
+        match Pin::new(&mut this.socket).poll_read(cx, &mut this.buf) {
+            Poll::Ready(Ok(n)) => Poll::Ready(Ok(this.filled(n, out))),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Ciphertext {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.socket).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_close(cx)
+    }
+}
+
+/// The ciphertext side of [`Tls::read_now`]: buffered bytes, else the transport's own
+/// non-blocking read.
 struct RawSocket<'a> {
-    socket: &'a dyn NodeStream,
+    socket: &'a mut Ciphertext,
     /// The transport has no `read_now`.
     declined: bool,
 }
 
 impl io::Read for RawSocket<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.socket.read_now(buf) {
-            Some(result) => result,
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let c = &mut *self.socket;
+        if let Some(n) = c.take(out) {
+            return Ok(n);
+        }
+        match c.socket.read_now(&mut c.buf) {
+            Some(Ok(n)) => Ok(c.filled(n, out)),
+            Some(Err(e)) => Err(e),
             None => {
                 self.declined = true;
                 Err(io::ErrorKind::Unsupported.into())
@@ -330,6 +422,93 @@ pub(crate) fn tls_error(address: &str, e: &io::Error) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transport that delivers `data` at most `chunk` bytes per read, through both its
+    /// `poll_read` and its `read_now`.
+    struct Trickle {
+        data: Mutex<(Vec<u8>, usize)>,
+        chunk: usize,
+    }
+
+    impl Trickle {
+        fn next(&self, out: &mut [u8]) -> usize {
+            let mut d = self.data.lock().unwrap();
+            let (data, at) = &mut *d;
+            let n = out.len().min(self.chunk).min(data.len() - *at);
+            out[..n].copy_from_slice(&data[*at..*at + n]);
+            *at += n;
+            n
+        }
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            out: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(self.next(out)))
+        }
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl NodeStream for Trickle {
+        fn read_now(&self, out: &mut [u8]) -> Option<io::Result<usize>> {
+            Some(Ok(self.next(out)))
+        }
+    }
+
+    #[test]
+    fn the_ciphertext_buffer_hands_out_every_byte_in_order_on_both_read_paths() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for chunk in [1, 1000, 5000, CIPHERTEXT_BUFFER + 3] {
+            for out_len in [1, 700, 4096, 100_000] {
+                let socket = Trickle {
+                    data: Mutex::new((data.clone(), 0)),
+                    chunk,
+                };
+                let mut c = Ciphertext::new(Box::new(socket));
+                let mut got = Vec::new();
+                let mut out = vec![0; out_len];
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                // Alternate the two paths, as busy-polling and parking do.
+                for turn in 0.. {
+                    let n = if turn % 2 == 0 {
+                        match Pin::new(&mut c).poll_read(&mut cx, &mut out) {
+                            Poll::Ready(r) => r.unwrap(),
+                            Poll::Pending => unreachable!("the fake transport is always ready"),
+                        }
+                    } else {
+                        let mut raw = RawSocket {
+                            socket: &mut c,
+                            declined: false,
+                        };
+                        raw.read(&mut out).unwrap()
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&out[..n]);
+                }
+                assert!(got == data, "chunk {chunk}, reads of {out_len}");
+            }
+        }
+    }
 
     #[test]
     fn server_names_come_from_the_address_host() {
