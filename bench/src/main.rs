@@ -18,6 +18,9 @@
 //! * e: time to the first result when the first of three addresses is a follower (median of
 //!   5 runs);
 //! * f: streaming 1 000 000 rows, this process's peak resident memory;
+//! * g (failover) is driven by `dqlite-failover`, which kills leaders: with
+//!   `--failover-writer STOPFILE` this program is its writer, one INSERT through a pool every
+//!   10 ms until STOPFILE exists (see `src/bin/failover.rs`);
 //! * h: 64, then 512 tasks sharing a pool of 8 for 2 s, each acquiring and running
 //!   `SELECT 1` in a loop: queries per second, p50 / p99 of the acquire wait and of the whole
 //!   call, and fairness (the slowest task's calls against the mean);
@@ -44,6 +47,7 @@ use dqlite_tests::harness::Cluster;
 
 struct Args {
     capture: Option<String>,
+    failover_writer: Option<String>,
     runtime: String,
     cluster: Option<Vec<String>>,
     workloads: String,
@@ -56,6 +60,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         capture: None,
+        failover_writer: None,
         runtime: "tokio".into(),
         cluster: None,
         workloads: "abcdef".into(),
@@ -75,6 +80,7 @@ fn parse_args() -> Args {
             "--floor" => args.floor = true,
             "--sqlx" => args.sqlx = true,
             "--capture" => args.capture = it.next(),
+            "--failover-writer" => args.failover_writer = it.next(),
             "--coalesce" => {
                 args.coalesce = it
                     .next()
@@ -115,7 +121,7 @@ fn parse_args() -> Args {
                     .map(Duration::from_micros)
             }
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f,h,i,j] [--floor] [--sqlx] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--tls CERT,KEY] [--capture DIR]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f,h,i,j] [--floor] [--sqlx] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--tls CERT,KEY] [--capture DIR] [--failover-writer STOPFILE]");
                 std::process::exit(2);
             }
         }
@@ -720,8 +726,74 @@ async fn big_blob<R: Runtime>(conn: &mut Connection<R>, report: &mut Report) {
     report.num("i_read_mb_s", mb / median(&mut reads).as_secs_f64());
 }
 
+/// Workload g's writer (`--failover-writer STOPFILE`), driven by `dqlite-failover`: one
+/// INSERT through a pool over all `nodes` every [`G_PACE`] until `stop` exists, as a light
+/// application load. Prints `ack NS` (Unix time in ns) for each acknowledged write and
+/// `error NS MESSAGE` for each failed one; a failed write is tried again after 1 ms.
+fn failover_writer(nodes: &[String], stop: &str) {
+    use std::io::Write as _;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let nodes = nodes.to_vec();
+    let stop = std::path::PathBuf::from(stop);
+    rt.block_on(async move {
+        let addrs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        let pool = Pool::new(dqlite_tokio::Tokio, &addrs, config(), PoolOptions::new())
+            .await
+            .expect("pool");
+        let mut out = std::io::stdout().lock();
+        let mut created = false;
+        let mut i = 0i64;
+        while !stop.exists() {
+            let sql = if created {
+                "INSERT INTO failover_rs (v) VALUES (?)"
+            } else {
+                "CREATE TABLE IF NOT EXISTS failover_rs (id INTEGER PRIMARY KEY, v INTEGER)"
+            };
+            let params = if created {
+                vec![Value::Integer(i)]
+            } else {
+                Vec::new()
+            };
+            let result = pool.execute(sql, params).await.map(drop);
+            let ns = unix_ns();
+            match result {
+                Ok(()) if !created => created = true,
+                Ok(()) => {
+                    i += 1;
+                    writeln!(out, "ack {ns}").expect("stdout");
+                    out.flush().expect("stdout");
+                    tokio::time::sleep(G_PACE).await;
+                }
+                Err(e) => {
+                    writeln!(out, "error {ns} {e}").expect("stdout");
+                    out.flush().expect("stdout");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    });
+}
+
+/// The pause between two of workload g's writes.
+const G_PACE: Duration = Duration::from_millis(10);
+
+/// Now as Unix time in nanoseconds: the clock `dqlite-failover` and the Go peer read too.
+fn unix_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
 fn main() {
     let args = parse_args();
+    if let (Some(stop), Some(nodes)) = (&args.failover_writer, &args.cluster) {
+        failover_writer(nodes, stop);
+        return;
+    }
     let local = if args.cluster.is_none() {
         let cluster = Cluster::start(3);
         cluster.wait_ready(3);

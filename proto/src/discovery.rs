@@ -64,11 +64,14 @@ pub enum RedirectPolicy {
 pub struct DiscoveryConfig {
     /// Most probes in flight at once. Default 4.
     pub max_in_flight: usize,
-    /// Rounds over the node list before giving up. Default 8.
+    /// Rounds over the node list before giving up. Default 16: with the default pauses, a
+    /// search gives up after 2-4 s.
     pub max_rounds: u32,
     /// Pause after the first failed round, doubled each round. Default 100 ms.
     pub backoff_base: Duration,
-    /// Longest pause between rounds. Default 1 s.
+    /// Longest pause between rounds. Default 250 ms: during an election the search asks
+    /// again at least four times a second, so a new leader is found within about a quarter
+    /// of a second of being elected (go-dqlite's cap is 1 s).
     pub backoff_cap: Duration,
     /// Seed of the jitter applied to pauses (each pause is 50-100 % of its nominal length).
     pub jitter_seed: u64,
@@ -80,9 +83,9 @@ impl Default for DiscoveryConfig {
     fn default() -> Self {
         DiscoveryConfig {
             max_in_flight: 4,
-            max_rounds: 8,
+            max_rounds: 16,
             backoff_base: Duration::from_millis(100),
-            backoff_cap: Duration::from_secs(1),
+            backoff_cap: Duration::from_millis(250),
             jitter_seed: 0x9e37_79b9_7f4a_7c15,
             redirects: RedirectPolicy::Cluster,
         }

@@ -2169,11 +2169,17 @@ fn max_in_flight_is_respected() {
 #[test]
 fn backoff_between_rounds_follows_now_and_stays_within_jitter() {
     let nominal = |round: u32| Duration::from_millis((100u64 << (round - 1)).min(1000));
+    // Pauses of 100 ms doubling up to 1 s, whatever the defaults.
+    let paced = DiscoveryConfig {
+        backoff_base: Duration::from_millis(100),
+        backoff_cap: Duration::from_secs(1),
+        ..config(4, 7)
+    };
     let mut seen = Vec::new();
     for seed in 0..16u64 {
         let cfg = DiscoveryConfig {
             jitter_seed: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            ..config(4, 7)
+            ..paced
         };
         let mut d = Discovery::new(nodes(&["a", "b"]), None, cfg);
         let t0 = Instant::now();
@@ -2227,7 +2233,7 @@ fn backoff_between_rounds_follows_now_and_stays_within_jitter() {
     let mut again = Sim::new(&[("a", Behaviour::Dead("x")), ("b", Behaviour::Dead("x"))]);
     let cfg = DiscoveryConfig {
         jitter_seed: 0,
-        ..config(4, 7)
+        ..paced
     };
     let mut d = Discovery::new(nodes(&["a", "b"]), None, cfg);
     again.run(&mut d).unwrap_err();

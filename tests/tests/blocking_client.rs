@@ -196,7 +196,7 @@ fn blocking_client_against_a_real_cluster() {
         Error::Broken(_)
     ));
     let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
-    // The election takes a few seconds: search until the deadline, not for 8 rounds.
+    // The election takes a few seconds: search until the deadline, not for the default rounds.
     let patient = config
         .clone()
         .connect_timeout(Duration::from_secs(60))

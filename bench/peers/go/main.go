@@ -1,7 +1,7 @@
 // Command gobench runs the dqlite-bench workloads with the reference Go client
 // (go-dqlite's database/sql driver) against an existing cluster and prints one JSON line.
 //
-// Usage: gobench -cluster A,B,C [-workloads abcde] [-tls CERT,KEY]
+// Usage: gobench -cluster A,B,C [-workloads abcde] [-tls CERT,KEY] [-failover-writer STOPFILE]
 // The tables are those dqlite-bench creates (run it first against the same cluster).
 // With -tls, it speaks mutual TLS as go-dqlite's app.SimpleDialTLSConfig sets it up: the
 // cluster certificate is both the client certificate and the only trusted root.
@@ -129,6 +129,7 @@ func main() {
 	cluster := flag.String("cluster", "", "node addresses, comma separated")
 	workloads := flag.String("workloads", "abcde", "workloads to run")
 	tlsFiles := flag.String("tls", "", "CERT,KEY: speak mutual TLS with this cluster certificate")
+	stop := flag.String("failover-writer", "", "STOPFILE: run workload g's writer until STOPFILE exists")
 	flag.Parse()
 	transport := "tcp"
 	if *tlsFiles != "" {
@@ -136,6 +137,10 @@ func main() {
 		transport = "tls"
 	}
 	nodes := strings.Split(*cluster, ",")
+	if *stop != "" {
+		failoverWriter(nodes, *stop)
+		return
+	}
 	w := strings.ReplaceAll(*workloads, ",", "")
 	out := []string{`"client":"go-dqlite"`, `"runtime":"go"`, fmt.Sprintf(`"transport":"%s"`, transport),
 		fmt.Sprintf(`"go_version":"%s"`, runtime.Version())}
@@ -411,5 +416,37 @@ func coldPool(nodes []string) {
 	}
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// failoverWriter is workload g's writer, driven by dqlite-failover (bench/src/bin): one INSERT
+// through database/sql every 10 ms until the stop file exists, as a light application load.
+// It prints "ack NS" (Unix time in ns) for each acknowledged write and "error NS MESSAGE" for
+// each failed one; a failed write is tried again after 1 ms.
+func failoverWriter(nodes []string, stop string) {
+	db := open(nodes)
+	created := false
+	for i := 0; ; {
+		if _, err := os.Stat(stop); err == nil {
+			return
+		}
+		var err error
+		if created {
+			_, err = db.Exec("INSERT INTO failover_go (v) VALUES (?)", int64(i))
+		} else {
+			_, err = db.Exec("CREATE TABLE IF NOT EXISTS failover_go (id INTEGER PRIMARY KEY, v INTEGER)")
+		}
+		ns := time.Now().UnixNano()
+		switch {
+		case err != nil:
+			fmt.Printf("error %d %s\n", ns, strings.ReplaceAll(err.Error(), "\n", " "))
+			time.Sleep(time.Millisecond)
+		case !created:
+			created = true
+		default:
+			i++
+			fmt.Printf("ack %d\n", ns)
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
