@@ -9,7 +9,9 @@
 # each round so that ratios come from one run on one machine. Workload b runs on its own so
 # that the servers' CPU per inserted row can be read. Prints one JSON line per client run,
 # then, per placement, the medians and each target's ratio (bench/peers/summarize.py). The
-# lines are kept in target/peers/compare.jsonl.
+# lines are kept in target/peers/compare.jsonl. The servers are bookworm's dqlite-demo, or the
+# one DQLITE_SERVER names (scripts/local-cluster.sh), e.g. forky's from tests/servers/setup.sh:
+#   DQLITE_SERVER=$PWD/target/servers/forky/bin/dqlite-demo bash bench/peers/compare.sh 3
 # Usage: bash bench/peers/compare.sh [rounds]   (default 7; PLACEMENTS="pinned" for one)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,6 +35,7 @@ fi
 # shellcheck source=scripts/local-cluster.sh
 . scripts/local-cluster.sh
 start_local_cluster 810 920
+server_version=$(dqlite_server_version)
 nodes=127.0.0.1:9201,127.0.0.1:9202,127.0.0.1:9203
 # Followers first, for workload e (node 1 bootstrapped the cluster and leads).
 followers_first=127.0.0.1:9202,127.0.0.1:9203,127.0.0.1:9201

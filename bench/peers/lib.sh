@@ -22,7 +22,9 @@
 #                                  runs CMD as a client and prints its JSON lines with the
 #                                  placement and the servers' CPU during the run added:
 #                                  with INSERTS > 0 as `b_server_us_per_insert` (per inserted
-#                                  row), otherwise as `server_cpu_ms` (the whole run).
+#                                  row), otherwise as `server_cpu_ms` (the whole run); and,
+#                                  when the variable server_version is set, the server's
+#                                  version as `server_version`.
 
 place_servers() {
   local placement="$1" cpus pid
@@ -72,6 +74,9 @@ tagged() {
     extra="\"server_cpu_ms\":$((after - before)),"
   fi
   extra="\"placement\":\"$placement\",$extra"
+  if [ -n "${server_version:-}" ]; then
+    extra="\"server_version\":\"$server_version\",$extra"
+  fi
   printf '%s\n' "$out" | sed "s/^{/{$extra/"
 }
 

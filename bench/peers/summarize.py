@@ -124,6 +124,9 @@ def go_clients(keys):
 def main():
     by_transport = "--transports" in sys.argv[1:]
     lines = [json.loads(x) for x in (y.strip() for y in sys.stdin) if x.startswith("{")]
+    servers = sorted({j["server_version"] for j in lines if "server_version" in j})
+    if servers:
+        print("Server: dqlite " + ", ".join(servers))
     placements = sorted({j["placement"] for j in lines if "placement" in j}) or [None]
     for placement in placements:
         picked = [j for j in lines if j.get("placement") in (placement, None)]
