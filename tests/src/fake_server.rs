@@ -3,8 +3,9 @@
 //!
 //! It speaks the protocol with the core's own decoders and encoders, one thread per
 //! connection. Its database is a stub: `SELECT ?...` echoes the parameters as one row,
-//! `SELECT many` returns 1000 rows (`x` = 0..999) over several PART batches, writes answer
-//! RESULT with a per-connection counter, anything else is a FAILURE.
+//! `SELECT many` returns 1000 rows (`x` = 0..999) over several PART batches, the async
+//! client's barrier query ([`BARRIER_SQL`]) returns one NULL, writes answer RESULT with a
+//! per-connection counter, anything else is a FAILURE.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +19,12 @@ use dqlite_proto::server::{Deframer, Response};
 use dqlite_proto::{
     ExecResult, NodeInfo, NodeRole, RowsBatch, ServerFailure, StmtInfo, Text, Value,
 };
+
+/// The query the async client (`dqlite-client`) sends on every new connection right after
+/// OPEN, its barrier: it names no table, so a dqlite 1.11 leader answers it only once it has
+/// applied the log it inherited. Spelled out here, not taken from the client, so that the
+/// tests check what goes on the wire.
+pub const BARRIER_SQL: &str = "SELECT NULL AS barrier";
 
 /// How the fake node behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +185,9 @@ fn answer(
 
 /// The stub database of one connection, shared by this fake node and the in-process
 /// scripted one: `SELECT ?...` echoes its parameters as one row (columns `c0`, `c1`, ...),
-/// `SELECT many` returns 1000 rows in four batches, writes answer RESULT with a counter,
-/// cluster requests describe a one-node cluster at `address`, anything else is a FAILURE.
+/// `SELECT many` returns 1000 rows in four batches, [`BARRIER_SQL`] one row with a NULL in
+/// column `barrier`, writes answer RESULT with a counter, cluster requests describe a
+/// one-node cluster at `address`, anything else is a FAILURE.
 #[derive(Debug, Default)]
 pub(crate) struct StubDb {
     results: i64,
@@ -219,6 +227,13 @@ impl StubDb {
                 })]
             }
             Request::QuerySql { sql, .. } if sql.trim() == "SELECT many" => many(),
+            Request::QuerySql { sql, .. } if *sql == BARRIER_SQL => {
+                vec![Response::Rows(RowsBatch::new(
+                    vec![Text::from("barrier")],
+                    vec![Value::Null],
+                    true,
+                ))]
+            }
             Request::QuerySql { params, .. } | Request::Query { params, .. } => {
                 let columns = (0..params.len())
                     .map(|i| Text::from(format!("c{i}")))

@@ -19,8 +19,9 @@
 //!
 //! The stub database answers like the TCP fake node of [`crate::fake_server`]: `SELECT ?...`
 //! echoes its parameters as one row, `SELECT many` returns 1000 rows (`x` = 0..999) in four
-//! batches, writes answer RESULT with a per-connection counter as the last insert id, LEADER
-//! and CLUSTER name this node (id 1 at [`ADDRESS`]).
+//! batches, the client's barrier query ([`BARRIER_SQL`], sent on every new connection right
+//! after OPEN) one NULL, writes answer RESULT with a per-connection counter as the last
+//! insert id, LEADER and CLUSTER name this node (id 1 at [`ADDRESS`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::fake_server::StubDb;
+pub use crate::fake_server::BARRIER_SQL;
 
 /// The address the scripted node answers to, and names itself by.
 pub const ADDRESS: &str = "scripted-node:9001";
@@ -52,6 +54,9 @@ pub enum Action {
     Answer,
     /// Sends these replies instead.
     Reply(Vec<Response>),
+    /// Answers as the stub database does, then closes the connection before the client can
+    /// send anything more.
+    AnswerThenClose,
     /// Sends these replies, then closes the connection before the client can send anything
     /// more: its next request finds the stream closed before a byte of it is written.
     ReplyThenClose(Vec<Response>),
@@ -104,6 +109,20 @@ impl Seen {
             Request::Query { .. } | Request::QuerySql { .. } => self.sql.as_deref().map(str::trim),
             _ => None,
         }
+    }
+
+    /// True for the client's barrier query ([`BARRIER_SQL`]).
+    pub fn is_barrier(&self) -> bool {
+        matches!(self.request, Request::QuerySql { .. }) && self.sql.as_deref() == Some(BARRIER_SQL)
+    }
+
+    /// The SQL of a query (QUERY or QUERY_SQL), trimmed, unless it is the client's barrier
+    /// query: the application's queries.
+    pub fn app_query_sql(&self) -> Option<&str> {
+        if self.is_barrier() {
+            return None;
+        }
+        self.query_sql()
     }
 }
 
@@ -200,11 +219,12 @@ impl ScriptedNode {
             .collect()
     }
 
-    /// The SQL of every query (QUERY and QUERY_SQL) read so far, in order.
+    /// The SQL of every query (QUERY and QUERY_SQL) read so far, in order, leaving out the
+    /// client's barrier queries ([`Seen::app_query_sql`]; [`seen`](Self::seen) has them).
     pub fn queries(&self) -> Vec<String> {
         self.seen()
             .iter()
-            .filter_map(|s| s.query_sql().map(str::to_owned))
+            .filter_map(|s| s.app_query_sql().map(str::to_owned))
             .collect()
     }
 
@@ -251,6 +271,7 @@ async fn serve(mut stream: DuplexStream, conn: usize, shared: Arc<Shared>) {
             let action = (shared.script.lock().unwrap_or_else(PoisonError::into_inner))(&seen);
             let (replies, close) = match action {
                 Action::Answer => (db.answer(&seen.request), false),
+                Action::AnswerThenClose => (db.answer(&seen.request), true),
                 Action::Reply(r) => (r, false),
                 Action::ReplyThenClose(r) => (r, true),
                 Action::Close => return,

@@ -66,6 +66,10 @@ fn is_query(sql: &'static str) -> impl Fn(&Seen) -> bool + Send + 'static {
     move |seen| seen.query_sql() == Some(sql)
 }
 
+fn is_open(seen: &Seen) -> bool {
+    matches!(seen.request, dqlite_proto::server::Request::Open { .. })
+}
+
 static UNIQUE: AtomicI64 = AtomicI64::new(1_000);
 
 /// The connection answers a fresh query with its own value.
@@ -137,12 +141,9 @@ fn a_read_whose_answer_is_lost_is_a_clean_connection_error() {
 
 #[test]
 fn a_write_on_a_stream_closed_before_it_was_sent_is_a_clean_failure() {
-    // The node answers OPEN and closes at once: no byte of the INSERT can be written.
-    let node = ScriptedNode::new(when(
-        |seen| matches!(seen.request, dqlite_proto::server::Request::Open { .. }),
-        1,
-        Action::ReplyThenClose(vec![Response::Db { id: 0 }]),
-    ));
+    // The node answers the barrier query that ends the open and closes at once: no byte of
+    // the INSERT can be written.
+    let node = ScriptedNode::new(when(Seen::is_barrier, 1, Action::AnswerThenClose));
     node.run(async {
         let mut conn = connect(&node).await;
         let e = conn.execute(INSERT, ()).await.unwrap_err();
@@ -341,11 +342,7 @@ fn a_pipelined_batch_cut_off_reports_each_sent_write_ambiguous() {
 
 #[test]
 fn a_node_refusing_open_as_not_leader_is_reported_naming_the_leader() {
-    let node = ScriptedNode::new(when(
-        |seen| matches!(seen.request, dqlite_proto::server::Request::Open { .. }),
-        1,
-        Action::fail(10250, "not leader"),
-    ));
+    let node = ScriptedNode::new(when(is_open, 1, Action::fail(10250, "not leader")));
     node.run(async {
         let e = Connection::connect(Smol, ADDRESS, config(&node, Config::new()))
             .await
@@ -429,6 +426,86 @@ fn a_transaction_script_whose_commit_answer_is_lost_is_partly_applied_and_ambigu
     });
 }
 
+// ----- the barrier query after OPEN --------------------------------------------------------
+
+#[test]
+fn every_new_connection_sends_the_barrier_query_right_after_open() {
+    let node = ScriptedNode::answering();
+    node.run(async {
+        let mut first = connect(&node).await;
+        let mut second = connect(&node).await;
+        answers_fresh(&mut first).await;
+        answers_fresh(&mut second).await;
+        let pool = pool(&node, 2).await;
+        let mut pooled = pool.acquire().await.expect("a pooled connection");
+        answers_fresh(&mut pooled).await;
+    });
+    let seen = node.seen();
+    let mut opened = 0;
+    for conn in 0..node.dials() {
+        let on: Vec<&Seen> = seen.iter().filter(|s| s.conn == conn).collect();
+        let Some(open) = on.iter().position(|s| is_open(s)) else {
+            continue; // a connection of the pool's leader search: no database opened
+        };
+        opened += 1;
+        assert!(
+            on.get(open + 1).is_some_and(|s| s.is_barrier()),
+            "connection {conn}: the request after OPEN was {:?}",
+            on.get(open + 1)
+        );
+        assert_eq!(on.iter().filter(|s| s.is_barrier()).count(), 1);
+        let first_app = on.iter().position(|s| s.app_query_sql().is_some());
+        assert!(first_app > Some(open + 1), "connection {conn}: {on:?}");
+    }
+    assert_eq!(opened, 3, "{seen:?}");
+}
+
+#[test]
+fn a_server_failure_answering_the_barrier_query_is_ignored() {
+    let node = ScriptedNode::new(when(
+        Seen::is_barrier,
+        1,
+        Action::fail(1, "the barrier query failed"),
+    ));
+    node.run(async {
+        let mut conn = connect(&node).await;
+        assert!(!conn.is_broken());
+        answers_fresh(&mut conn).await;
+    });
+    assert_eq!(node.seen().iter().filter(|s| s.is_barrier()).count(), 1);
+    assert_eq!(node.dials(), 1);
+}
+
+#[test]
+fn a_connection_closed_during_the_barrier_query_fails_the_open() {
+    let node = ScriptedNode::new(when(Seen::is_barrier, 1, Action::Close));
+    node.run(async {
+        let e = Connection::connect(Smol, ADDRESS, config(&node, Config::new()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Connection(_)), "{e:?}");
+        assert!(!e.is_ambiguous(), "{e:?}");
+    });
+    assert_eq!(node.seen().iter().filter(|s| s.is_barrier()).count(), 1);
+}
+
+#[test]
+fn a_connection_closed_right_after_open_fails_the_open() {
+    // The node answers OPEN and closes at once: the barrier query cannot be sent.
+    let node = ScriptedNode::new(when(
+        is_open,
+        1,
+        Action::ReplyThenClose(vec![Response::Db { id: 0 }]),
+    ));
+    node.run(async {
+        let e = Connection::connect(Smol, ADDRESS, config(&node, Config::new()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Connection(_)), "{e:?}");
+    });
+    assert!(!node.seen().iter().any(Seen::is_barrier));
+}
+
 // ----- what the pool retries ---------------------------------------------------------------
 
 #[test]
@@ -478,16 +555,14 @@ fn the_pool_retries_a_read_whose_answer_was_lost() {
 
 #[test]
 fn the_pool_retries_a_write_that_could_not_be_sent() {
-    // The first connection is closed by the node right after OPEN.
-    let node = ScriptedNode::new(when(
-        |seen| matches!(seen.request, dqlite_proto::server::Request::Open { .. }),
-        1,
-        Action::ReplyThenClose(vec![Response::Db { id: 0 }]),
-    ));
+    // The first connection is closed by the node once it is open (after the barrier query).
+    let node = ScriptedNode::new(when(Seen::is_barrier, 1, Action::AnswerThenClose));
     node.run(async {
         let pool = pool(&node, 2).await;
         pool.execute(INSERT, ()).await.expect("retried write");
         assert_eq!(node.count_writes(INSERT), 1);
+        let opened = node.seen().iter().filter(|s| is_open(s)).count();
+        assert_eq!(opened, 2, "the write was not retried on a new connection");
     });
 }
 
@@ -754,7 +829,7 @@ fn a_dropped_transaction_guard_is_rolled_back_before_the_next_request() {
             .seen()
             .iter()
             .position(|s| s.exec_sql() == Some("ROLLBACK"));
-        let query = node.seen().iter().position(|s| s.query_sql().is_some());
+        let query = node.seen().iter().position(|s| s.app_query_sql().is_some());
         assert!(
             rollback < query,
             "the ROLLBACK went out after the next request"

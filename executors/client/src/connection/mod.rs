@@ -46,6 +46,18 @@ const BUSY_PAUSE_START: Duration = Duration::from_millis(1);
 /// Longest pause between two BUSY retries.
 const BUSY_PAUSE_CAP: Duration = Duration::from_millis(100);
 
+/// The query every new connection sends right after OPEN, its rows discarded: a barrier.
+///
+/// A dqlite 1.11 node that has just become leader can compile a statement before it has
+/// applied the log it inherited, so a statement naming a table created just before the
+/// leader change can fail with "no such table". A query that names no table waits for the
+/// node's raft barrier before it is answered, so once it is answered the node is up to
+/// date. Later servers wait on their own; the handshake does not tell the generation, so
+/// the query goes out on every one. Its text is not `SELECT 1` so that a scripted test
+/// server can tell it from an application's query (the tests spell it out again, as
+/// `dqlite_tests::fake_server::BARRIER_SQL`).
+pub(crate) const BARRIER_SQL: &str = "SELECT NULL AS barrier";
+
 /// A connection to one dqlite node with its database open.
 ///
 /// Methods take `&mut self`: one request at a time, like a SQLite connection. Use a
@@ -93,7 +105,12 @@ impl<R: Runtime> std::fmt::Debug for Connection<R> {
 }
 
 impl<R: Runtime> Connection<R> {
-    /// Dials `address`, sends the handshake and opens the configured database on that node.
+    /// Dials `address`, sends the handshake and opens the configured database on that node,
+    /// then sends one query that names no table and waits for its answer: a dqlite 1.11
+    /// leader answers it only once it has applied the log it inherited from the previous
+    /// leader, so the connection's statements see every table created before the leader
+    /// changed. A server failure answering that query is ignored; a lost connection or a
+    /// deadline fails the connect.
     ///
     /// This talks to exactly that node. If it is a follower, servers since dqlite 1.18.2
     /// refuse the OPEN: the error is then [`Error::NotLeader`], naming the leader when the
@@ -138,7 +155,27 @@ impl<R: Runtime> Connection<R> {
         if let Err(e) = conn.call(Effect::None, |c| c.open(&name)).await {
             return Err(conn.session.explain_open_failure(e).await);
         }
+        conn.barrier().await?;
         Ok(conn)
+    }
+
+    /// Sends [`BARRIER_SQL`] and discards its rows. A server failure is left to the
+    /// application's first statement, which meets the same cause (a follower of a server
+    /// before 1.18.2 refuses both as "not leader"): the connection is returned as OPEN left
+    /// it. A deadline, a protocol error or a closed stream fails the open, as it would have
+    /// failed the OPEN.
+    async fn barrier(&mut self) -> Result<()> {
+        self.ready().await?;
+        let id = self.queue(|p| p.query_sql(BARRIER_SQL, &[]))?;
+        match self.collect_rows(id).await {
+            Ok(_) => Ok(()),
+            Err(Error::Server(failure)) => {
+                tracing::debug!(address = %self.session.address(), %failure,
+                    "the barrier query after OPEN failed; the connection is kept");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The node address this connection talks to.
