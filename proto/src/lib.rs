@@ -64,3 +64,15 @@ pub use request::NodeRole;
 pub use response::{ExecResult, File, Metadata, NodeInfo, StmtInfo};
 pub use rows::{RowsBatch, DONE, PART};
 pub use value::{Text, Value, ValueType};
+
+/// A query for a client to send right after OPEN on each new connection, its rows discarded:
+/// a barrier.
+///
+/// A dqlite 1.11 node that has just become leader can compile a statement before it has
+/// applied the log it inherited, so a statement naming a table created just before the
+/// leader change can fail with "no such table". A query that names no table waits for the
+/// node's raft barrier before it is answered, so once it is answered the node is up to date.
+/// Later servers wait on their own; the handshake does not tell the generation, so clients
+/// send it to every one. Its text is not `SELECT 1` so that a scripted test server can tell
+/// it from an application's query.
+pub const BARRIER_SQL: &str = "SELECT NULL AS barrier";

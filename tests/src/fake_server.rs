@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -20,9 +20,9 @@ use dqlite_proto::{
     ExecResult, NodeInfo, NodeRole, RowsBatch, ServerFailure, StmtInfo, Text, Value,
 };
 
-/// The query the async client (`dqlite-client`) sends on every new connection right after
-/// OPEN, its barrier: it names no table, so a dqlite 1.11 leader answers it only once it has
-/// applied the log it inherited. Spelled out here, not taken from the client, so that the
+/// The query the clients (`dqlite-client`, `dqlite-blocking`) send on every new connection
+/// right after OPEN, its barrier: it names no table, so a dqlite 1.11 leader answers it only
+/// once it has applied the log it inherited. Spelled out here, not taken from the client, so that the
 /// tests check what goes on the wire.
 pub const BARRIER_SQL: &str = "SELECT NULL AS barrier";
 
@@ -48,6 +48,7 @@ pub struct FakeServer {
     address: SocketAddr,
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -61,15 +62,18 @@ impl FakeServer {
         let address = listener.local_addr().expect("local address");
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (s, a) = (stop.clone(), accepted.clone());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (s, a, r) = (stop.clone(), accepted.clone(), requests.clone());
         let thread = thread::spawn(move || {
             let mut conns = Vec::new();
             while !s.load(Ordering::Acquire) {
                 match listener.accept() {
                     Ok((sock, _)) => {
                         a.fetch_add(1, Ordering::AcqRel);
-                        let s = s.clone();
-                        conns.push(thread::spawn(move || serve(sock, address, behaviour, &s)));
+                        let (s, r) = (s.clone(), r.clone());
+                        conns.push(thread::spawn(move || {
+                            serve(sock, address, behaviour, &s, &r)
+                        }));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -82,6 +86,7 @@ impl FakeServer {
             address,
             stop,
             accepted,
+            requests,
             thread: Some(thread),
         }
     }
@@ -95,6 +100,16 @@ impl FakeServer {
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Acquire)
     }
+
+    /// The requests received so far, on every connection, in the order they arrived: the
+    /// request's name, and for OPEN, EXEC_SQL and QUERY_SQL its text (`"OPEN db"`,
+    /// `"QUERY_SQL SELECT 1"`).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 impl Drop for FakeServer {
@@ -107,7 +122,13 @@ impl Drop for FakeServer {
 }
 
 /// Serves one connection until the client closes it or the server stops.
-fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &AtomicBool) {
+fn serve(
+    mut sock: TcpStream,
+    me: SocketAddr,
+    behaviour: Behaviour,
+    stop: &AtomicBool,
+    seen: &Mutex<Vec<String>>,
+) {
     let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
     let _ = sock.set_nodelay(true);
     let mut deframer = Deframer::new(64 << 20);
@@ -138,6 +159,13 @@ fn serve(mut sock: TcpStream, me: SocketAddr, behaviour: Behaviour, stop: &Atomi
             else {
                 return;
             };
+            let name = match &req {
+                Request::Open { name } => format!("OPEN {name}"),
+                Request::ExecSql { sql, .. } => format!("EXEC_SQL {sql}"),
+                Request::QuerySql { sql, .. } => format!("QUERY_SQL {sql}"),
+                other => format!("{other:?}"),
+            };
+            seen.lock().unwrap_or_else(|e| e.into_inner()).push(name);
             if behaviour == Behaviour::Silent {
                 continue;
             }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use dqlite_blocking::{Client, Config, Error};
 use dqlite_proto::discovery::DiscoveryConfig;
 use dqlite_proto::Value;
+use dqlite_tests::fake_server::{Behaviour, FakeServer, BARRIER_SQL};
 use dqlite_tests::harness::Cluster;
 
 fn text(s: &str) -> Value {
@@ -207,4 +208,28 @@ fn blocking_client_against_a_real_cluster() {
     let mut client = Client::connect_cluster(&addresses, &patient).unwrap();
     assert_ne!(client.address(), leader_address);
     assert_eq!(count(&mut client), 4);
+}
+
+/// Like the async client, the blocking client sends the barrier query right after OPEN (so a
+/// dqlite 1.11 leader has applied its log before the first statement), once per connection.
+#[test]
+fn the_blocking_client_sends_the_barrier_query_right_after_open() {
+    let node = FakeServer::start(Behaviour::Answer);
+    let config = Config::new("db").timeout(Duration::from_secs(20));
+    let mut client = Client::connect(&node.address(), &config).unwrap();
+    let rows = client.query("SELECT ?", &[Value::Integer(7)]).unwrap();
+    assert_eq!(rows.len(), 1);
+    let seen = node.requests();
+    let open = seen
+        .iter()
+        .position(|r| r == "OPEN db")
+        .unwrap_or_else(|| panic!("no OPEN in {seen:?}"));
+    assert_eq!(
+        &seen[open + 1..],
+        [
+            format!("QUERY_SQL {BARRIER_SQL}"),
+            "QUERY_SQL SELECT ?".to_owned()
+        ],
+        "{seen:?}"
+    );
 }

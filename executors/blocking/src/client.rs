@@ -354,10 +354,15 @@ impl Client {
         }
     }
 
-    /// Opens the database on a connection that reached a node.
+    /// Opens the database on a connection that reached a node, then sends the barrier query
+    /// ([`dqlite_proto::BARRIER_SQL`]: on a dqlite 1.11 node that has just become leader, it
+    /// waits until the node has applied its log). A server failure answering the barrier is
+    /// left to the first statement, which meets the same cause; a socket or protocol error
+    /// fails the open.
     fn open(mut conn: BlockingConn, address: &str, config: &Config) -> Result<Client> {
-        match conn.call(|p| p.open(&config.database)) {
-            Ok(_) => Ok(Client {
+        conn.call(|p| p.open(&config.database))?;
+        match conn.call(|p| p.query_sql(dqlite_proto::BARRIER_SQL, &[])) {
+            Ok(_) | Err(CallError::Proto(dqlite_proto::Error::Server(_))) => Ok(Client {
                 conn,
                 address: address.to_owned(),
                 broken: None,

@@ -46,17 +46,8 @@ const BUSY_PAUSE_START: Duration = Duration::from_millis(1);
 /// Longest pause between two BUSY retries.
 const BUSY_PAUSE_CAP: Duration = Duration::from_millis(100);
 
-/// The query every new connection sends right after OPEN, its rows discarded: a barrier.
-///
-/// A dqlite 1.11 node that has just become leader can compile a statement before it has
-/// applied the log it inherited, so a statement naming a table created just before the
-/// leader change can fail with "no such table". A query that names no table waits for the
-/// node's raft barrier before it is answered, so once it is answered the node is up to
-/// date. Later servers wait on their own; the handshake does not tell the generation, so
-/// the query goes out on every one. Its text is not `SELECT 1` so that a scripted test
-/// server can tell it from an application's query (the tests spell it out again, as
-/// `dqlite_tests::fake_server::BARRIER_SQL`).
-pub(crate) const BARRIER_SQL: &str = "SELECT NULL AS barrier";
+/// The query every new connection sends right after OPEN (see [`BARRIER_SQL`]).
+pub(crate) use dqlite_proto::BARRIER_SQL;
 
 /// A connection to one dqlite node with its database open.
 ///
