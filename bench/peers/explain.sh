@@ -91,7 +91,8 @@ PY
 } | tee "$out/explain.jsonl"
 rm -rf "$tmp"
 echo
-python3 - <<'PY' <"$out/explain.jsonl"
+python3 -c "$(
+  cat <<'PY'
 import collections, json, statistics, sys
 rows = collections.defaultdict(lambda: collections.defaultdict(list))
 for line in sys.stdin:
@@ -108,3 +109,4 @@ for (w, who), f in rows.items():
     cells = [f"{statistics.median(f[c]):,.2f}" if f.get(c) else "-" for c in cols]
     print(f"| {w} | {who} | " + " | ".join(cells) + " |")
 PY
+)" <"$out/explain.jsonl"

@@ -39,6 +39,8 @@ FIGURES = [
     ("f_peak_rss_mib", "f peak RSS, 1M rows (MiB)"),
     ("g_kill_to_ack_ms", "g leader killed -> first ack (ms)"),
     ("g_ready_to_ack_ms", "g cluster takes writes -> first ack, the client's share (ms)"),
+    ("g_ready_to_ack_mean_ms", "g the client's share, mean of the kills (ms)"),
+    ("g_ready_to_ack_max_ms", "g the client's share, longest (ms)"),
     ("g_election_ms", "g leader killed -> new leader elected (ms)"),
     ("g_ready_ms", "g leader killed -> cluster takes writes (ms)"),
     ("g_write_errors", "g failed writes (all kills)"),
@@ -66,8 +68,11 @@ TARGETS = [
     ("c client CPU <= 0.3x go", "c_cpu_ms", "go", "c_cpu_ms", 0.3, True),
     ("d >= 1.2x go", "d_qps", "go", "d_qps", 1.2, False),
     ("e <= 0.9x go", "e_first_result_ms", "go", "e_first_result_ms", 0.9, True),
-    ("g client's share <= 0.8x go", "g_ready_to_ack_ms", "go", "g_ready_to_ack_ms", 0.8, True),
-    ("g kill to first ack <= 0.8x go", "g_kill_to_ack_ms", "go", "g_kill_to_ack_ms", 0.8, True),
+    # g: the client's share of a failover. Its median is often a millisecond either way (the
+    # client is asking when the cluster starts taking writes) and a ratio of such figures says
+    # nothing, so the target is on the mean over the kills. Kill to first ack is the servers'
+    # election, which no client moves: it is in the figures, not a target.
+    ("g client's share (mean) <= 0.8x go", "g_ready_to_ack_mean_ms", "go", "g_ready_to_ack_mean_ms", 0.8, True),
     ("h 64 throughput >= 1.2x go", "h64_qps", "go", "h64_qps", 1.2, False),
     ("h 64 call p99 <= go", "h64_call_p99_us", "go", "h64_call_p99_us", 1.0, True),
     ("h 512 throughput >= 1.2x go", "h512_qps", "go", "h512_qps", 1.2, False),
@@ -139,7 +144,8 @@ def main():
 
 
 def transports(lines):
-    """bench/peers/tls.sh: each client over plaintext and TLS, and the TLS/plaintext ratio."""
+    """bench/peers/tls.sh: each client over plaintext and TLS, and the TLS/plaintext ratio;
+    with the proxied plaintext cluster's runs, also that baseline and TLS against it."""
     runs = collections.defaultdict(lambda: collections.defaultdict(list))
     for j in lines:
         key = (client_of(j), j.get("transport", "tcp"))
@@ -149,19 +155,27 @@ def transports(lines):
     med = {key: {k: statistics.median(v) for k, v in f.items()} for key, f in runs.items()}
     names = ["dqlite-rs"] + [c for c, _ in go_clients({(c, "") for c, _ in med})]
     clients = [c for c in names if (c, "tcp") in med and (c, "tls") in med]
+    proxied = all((c, "tcp-proxied") in med for c in clients)
     rounds = max((len(v) for f in runs.values() for v in f.values()), default=0)
     print(f"Medians of {rounds} rounds.\n")
-    head = " | ".join(f"{c} plaintext | {c} TLS | ratio" for c in clients)
+    per = ["plaintext", "TLS", "ratio"]
+    if proxied:
+        per += ["plaintext, proxied", "TLS / proxied"]
+    head = " | ".join(f"{c} {p}" for c in clients for p in per)
     print(f"| figure | {head} |")
-    print("| --- |" + " --- | --- | --- |" * len(clients))
+    print("| --- |" + " --- |" * (len(per) * len(clients)))
     for key, label in FIGURES:
         cells = []
         for c in clients:
             plain, tls = med[(c, "tcp")].get(key), med[(c, "tls")].get(key)
+            via = med.get((c, "tcp-proxied"), {}).get(key)
             if plain is None or tls is None:
-                cells += ["-", "-", "-"]
+                cells += ["-"] * len(per)
                 continue
             cells += [f"{plain:,.1f}", f"{tls:,.1f}", f"{tls / plain:.2f}x" if plain else "-"]
+            if proxied:
+                cells += ["-", "-"] if via is None else [
+                    f"{via:,.1f}", f"{tls / via:.2f}x" if via else "-"]
         if any(x != "-" for x in cells):
             print(f"| {label} | " + " | ".join(cells) + " |")
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # TLS overhead: dqlite-bench (tokio) and the go-dqlite peer, each over plaintext and over
-# mutual TLS, against two 3-node clusters of the repository's go-dqlite node program
+# mutual TLS, against three 3-node clusters of the repository's go-dqlite node program
 # (tests/nodes/tlsnode): one plaintext, one with `app.WithTLS(SimpleListenTLSConfig,
-# SimpleDialTLSConfig)` and a cluster certificate made per run with openssl. Both clusters
-# run at once; every round runs the four clients in both placements (bench/peers/lib.sh),
-# alternating, so that ratios come from one run. Workload b runs on its own so that the
-# servers' CPU per inserted row can be read.
+# SimpleDialTLSConfig)` and a cluster certificate made per run with openssl, and one
+# plaintext behind a proxy hop (below). The clusters run at once; every round runs the six
+# clients in both placements (bench/peers/lib.sh), alternating, so that ratios come from one
+# run. Workload b runs on its own so that the servers' CPU per inserted row can be read.
 #
 # In TLS mode go-dqlite's app does not serve clients from the dqlite engine: it terminates TLS
 # in a Go proxy that forwards the bytes over a unix socket to the engine. The go-dqlite
 # client's TLS/plaintext ratio measures that hop plus Go's TLS; ours, the same hop plus
-# rustls: the difference between the two ratios is the clients' own share.
+# rustls: the difference between the two ratios is the clients' own share. The third cluster
+# (tlsnode --links, every link direct) has the same hop without TLS: its nodes accept clients
+# in a Go proxy of their own that forwards the bytes over a unix socket to the engine. Its
+# lines carry "transport":"tcp-proxied", and TLS against it is the cost of TLS alone.
 #
 # Prints one JSON line per client run, then per placement the medians and ratios
 # (bench/peers/summarize.py --transports). The lines are kept in target/peers/tls.jsonl.
@@ -66,8 +69,16 @@ start_cluster() {
 }
 start_cluster plain 931
 start_cluster tls 932 --cert "$dir/cert.pem" --key "$dir/key.pem"
+# Every link direct: FROM TO TO.
+for from in 1 2 3; do
+  for to in 1 2 3; do
+    [ "$from" = "$to" ] || echo "127.0.0.1:933$from 127.0.0.1:933$to 127.0.0.1:933$to"
+  done
+done >"$dir/links"
+start_cluster proxied 933 --links "$dir/links"
 plain=127.0.0.1:9312,127.0.0.1:9313,127.0.0.1:9311
 tls=127.0.0.1:9322,127.0.0.1:9323,127.0.0.1:9321
+proxied=127.0.0.1:9332,127.0.0.1:9333,127.0.0.1:9331
 certs="$dir/cert.pem,$dir/key.pem"
 servers="${pids[*]}"
 
@@ -75,6 +86,7 @@ servers="${pids[*]}"
   # Creates the tables once per cluster.
   "$bench" --cluster "$plain" --runtime tokio --workloads a >/dev/null
   "$bench" --cluster "$tls" --tls "$certs" --runtime tokio --workloads a >/dev/null
+  "$bench" --cluster "$proxied" --runtime tokio --workloads a >/dev/null
   for r in $(seq 1 "$rounds"); do
     for p in $placements; do
       # shellcheck disable=SC2086
@@ -87,6 +99,13 @@ servers="${pids[*]}"
       tagged "$p" "$servers" 0 "$out/gobench" -cluster "$plain" -workloads acde
       tagged "$p" "$servers" 10000 "$out/gobench" -cluster "$tls" -tls "$certs" -workloads b
       tagged "$p" "$servers" 0 "$out/gobench" -cluster "$tls" -tls "$certs" -workloads acde
+      {
+        tagged "$p" "$servers" 20000 "$bench" --cluster "$proxied" --runtime tokio --workloads b
+        tagged "$p" "$servers" 0 "$bench" --cluster "$proxied" --runtime tokio --workloads acde
+        tagged "$p" "$servers" 10000 "$out/gobench" -cluster "$proxied" -workloads b
+        tagged "$p" "$servers" 0 "$out/gobench" -cluster "$proxied" -workloads acde
+      } | sed 's/"transport":"tcp"/"transport":"tcp-proxied"/'
+
     done
   done
 } | tee "$out/tls.jsonl"

@@ -30,8 +30,10 @@
 //! (`taskset`), `shared` (the default) pins nothing. `--label` is a list of JSON fields naming
 //! the writer (e.g. `"client":"dqlite-rs","runtime":"tokio"`). Prints one JSON line: those
 //! fields, the placement, the server version, the medians (`g_kill_to_ack_ms`,
-//! `g_ready_to_ack_ms`, `g_election_ms`, `g_ready_ms`), every kill's figures, and the
-//! writer's count of failed writes. Every wait is bounded: a cluster that does not recover, or a writer that
+//! `g_ready_to_ack_ms`, `g_election_ms`, `g_ready_ms`), the mean and the largest of the
+//! client's share (it is bimodal: a client that happens to be asking when the cluster starts
+//! taking writes is served in a millisecond, one that is pausing waits out its pause), every
+//! kill's figures, and the writer's count of failed writes. Every wait is bounded: a cluster that does not recover, or a writer that
 //! stops acknowledging, ends the run with an error after a minute.
 
 use std::io::{BufRead, BufReader};
@@ -224,6 +226,14 @@ fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
 fn list(v: &[f64]) -> String {
     let items: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
     format!("[{}]", items.join(","))
@@ -334,11 +344,13 @@ fn main() {
         format!("{},", args.label)
     };
     println!(
-        "{{{label}\"placement\":\"{}\",\"server_version\":\"{major}.{minor}.{patch}\",\"g_kills\":{},\"g_kill_to_ack_ms\":{:.1},\"g_ready_to_ack_ms\":{:.1},\"g_election_ms\":{:.1},\"g_ready_ms\":{:.1},\"g_write_errors\":{errors},\"g_kill_to_ack_each\":{},\"g_ready_to_ack_each\":{},\"g_election_each\":{},\"g_ready_each\":{}}}",
+        "{{{label}\"placement\":\"{}\",\"server_version\":\"{major}.{minor}.{patch}\",\"g_kills\":{},\"g_kill_to_ack_ms\":{:.1},\"g_ready_to_ack_ms\":{:.1},\"g_ready_to_ack_mean_ms\":{:.1},\"g_ready_to_ack_max_ms\":{:.1},\"g_election_ms\":{:.1},\"g_ready_ms\":{:.1},\"g_write_errors\":{errors},\"g_kill_to_ack_each\":{},\"g_ready_to_ack_each\":{},\"g_election_each\":{},\"g_ready_each\":{}}}",
         args.placement,
         args.kills,
         median(&to_ack),
         median(&share),
+        mean(&share),
+        max(&share),
         median(&election),
         median(&ready),
         list(&to_ack),
