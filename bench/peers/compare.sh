@@ -12,11 +12,14 @@
 # lines are kept in target/peers/compare.jsonl. The servers are bookworm's dqlite-demo, or the
 # one DQLITE_SERVER names (scripts/local-cluster.sh), e.g. forky's from tests/servers/setup.sh:
 #   DQLITE_SERVER=$PWD/target/servers/forky/bin/dqlite-demo bash bench/peers/compare.sh 3
+# Then workload g, failover (bench/peers/failover.sh, FAILOVER_KILLS kills per client and
+# placement, default 5; 0 leaves it out), whose lines join the others.
 # Usage: bash bench/peers/compare.sh [rounds]   (default 7; PLACEMENTS="pinned" for one)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-7}"
 placements="${PLACEMENTS:-pinned shared}"
+failover_kills="${FAILOVER_KILLS:-5}"
 
 out=target/peers
 # shellcheck source=bench/peers/lib.sh
@@ -73,6 +76,11 @@ pids="${cluster_pids[*]}"
       fi
     done
   done
+  # Workload g kills leaders, so it runs on clusters of its own (bench/peers/failover.sh).
+  if [ "$failover_kills" -gt 0 ]; then
+    PLACEMENTS="$placements" bash bench/peers/failover.sh "$failover_kills" >&2
+    cat "$out/failover.jsonl"
+  fi
 } | tee "$out/compare.jsonl"
 echo
 python3 bench/peers/summarize.py <"$out/compare.jsonl"
