@@ -5,6 +5,7 @@
 //!                                       [--workloads a,b,c,d,e,f,h,i,j] [--floor] [--sqlx]
 //!                                       [--busy-poll MICROS] [--coalesce MICROS]
 //!                                       [--statement-cache N] [--tls CERT,KEY]
+//!                                       [--failover-writer STOPFILE] [--discovery-cap MILLIS]
 //! ```
 //!
 //! Without `--cluster` it starts its own local 3-node cluster (dqlite-demo) and stops it at
@@ -32,6 +33,8 @@
 //! [`Config::busy_poll`] and `--coalesce` the interval of [`Config::stream_coalesce`] (0 turns
 //! either off), for the client and the floor alike. `--statement-cache` sets the client's
 //! [`Config::statement_cache`] capacity (0: every statement sent as text, as before).
+//! `--discovery-cap` sets the longest pause between rounds of leader discovery
+//! (`DiscoveryConfig::backoff_cap`), for workload g's A/B runs.
 //! `--tls CERT,KEY` speaks mutual TLS to a go-dqlite TLS cluster given with `--cluster`, with
 //! the one cluster certificate as CA and client certificate (as `app.SimpleTLSConfig` sets
 //! it up).
@@ -114,6 +117,10 @@ fn parse_args() -> Args {
                 let n = it.next().and_then(|v| v.parse().ok());
                 let _ = STATEMENT_CACHE.set(n.unwrap_or(Config::DEFAULT_STATEMENT_CACHE));
             }
+            "--discovery-cap" => {
+                let ms = it.next().and_then(|v| v.parse().ok());
+                let _ = DISCOVERY_CAP.set(Duration::from_millis(ms.unwrap_or(250)));
+            }
             "--busy-poll" => {
                 args.busy_poll = it
                     .next()
@@ -121,7 +128,7 @@ fn parse_args() -> Args {
                     .map(Duration::from_micros)
             }
             other => {
-                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f,h,i,j] [--floor] [--sqlx] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--tls CERT,KEY] [--capture DIR] [--failover-writer STOPFILE]");
+                eprintln!("unknown argument {other}\nusage: dqlite-bench [--runtime tokio|smol] [--cluster A,B,C] [--workloads a,b,c,d,e,f,h,i,j] [--floor] [--sqlx] [--busy-poll MICROS] [--coalesce MICROS] [--statement-cache N] [--tls CERT,KEY] [--capture DIR] [--failover-writer STOPFILE] [--discovery-cap MILLIS]");
                 std::process::exit(2);
             }
         }
@@ -245,6 +252,9 @@ static TLS: std::sync::OnceLock<dqlite_client::TlsConfig> = std::sync::OnceLock:
 /// `--statement-cache`: the client's statement cache capacity.
 static STATEMENT_CACHE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
+/// `--discovery-cap`: the longest pause between two rounds of leader discovery.
+static DISCOVERY_CAP: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
 fn config() -> Config {
     let cache = STATEMENT_CACHE
         .get()
@@ -255,6 +265,13 @@ fn config() -> Config {
         .request_timeout(Duration::from_secs(120))
         .frame_timeout(Duration::from_secs(60))
         .statement_cache(cache);
+    let config = match DISCOVERY_CAP.get() {
+        Some(&cap) => config.discovery(dqlite_proto::discovery::DiscoveryConfig {
+            backoff_cap: cap,
+            ..Default::default()
+        }),
+        None => config,
+    };
     match TLS.get() {
         Some(tls) => config.tls(tls.clone()),
         None => config,
