@@ -44,6 +44,7 @@ mod sqlx_run;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use dqlite_bench::unix_ns;
 use dqlite_blocking::BlockingConn;
 use dqlite_client::{Config, Connection, Pool, PoolOptions, Runtime, Value};
 use dqlite_tests::harness::Cluster;
@@ -796,14 +797,6 @@ fn failover_writer(nodes: &[String], stop: &str) {
 
 /// The pause between two of workload g's writes.
 const G_PACE: Duration = Duration::from_millis(10);
-
-/// Now as Unix time in nanoseconds: the clock `dqlite-failover` and the Go peer read too.
-fn unix_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
 
 fn main() {
     let args = parse_args();

@@ -33,8 +33,9 @@
 //! `g_ready_to_ack_ms`, `g_election_ms`, `g_ready_ms`), the mean and the largest of the
 //! client's share (it is bimodal: a client that happens to be asking when the cluster starts
 //! taking writes is served in a millisecond, one that is pausing waits out its pause), every
-//! kill's figures, and the writer's count of failed writes. Every wait is bounded: a cluster that does not recover, or a writer that
-//! stops acknowledging, ends the run with an error after a minute.
+//! kill's figures, and the writer's count of failed writes. Every wait is bounded: a cluster
+//! that does not recover, or a writer that stops acknowledging, ends the run with an error
+//! after a minute.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -42,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use dqlite_bench::unix_ns;
 use dqlite_blocking::BlockingConn;
 use dqlite_proto::{Config, Value};
 use dqlite_tests::harness::{process_group_members, server_version, Cluster};
@@ -119,14 +121,6 @@ fn parse_args() -> Args {
         usage();
     }
     args
-}
-
-/// Now as Unix time in nanoseconds.
-fn unix_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
 }
 
 /// Gives up the run: stops the writer and panics with the message, so that unwinding drops
