@@ -761,25 +761,22 @@ fn failover_writer(nodes: &[String], stop: &str) {
         let pool = Pool::new(dqlite_tokio::Tokio, &addrs, config(), PoolOptions::new())
             .await
             .expect("pool");
+        // The driver starts the writer on a cluster with a leader and three voters.
+        pool.execute(
+            "CREATE TABLE IF NOT EXISTS failover_rs (id INTEGER PRIMARY KEY, v INTEGER)",
+            (),
+        )
+        .await
+        .expect("create failover_rs");
         let mut out = std::io::stdout().lock();
-        let mut created = false;
         let mut i = 0i64;
         while !stop.exists() {
-            let sql = if created {
-                "INSERT INTO failover_rs (v) VALUES (?)"
-            } else {
-                "CREATE TABLE IF NOT EXISTS failover_rs (id INTEGER PRIMARY KEY, v INTEGER)"
-            };
-            let params = if created {
-                vec![Value::Integer(i)]
-            } else {
-                Vec::new()
-            };
-            let result = pool.execute(sql, params).await.map(drop);
+            let result = pool
+                .execute("INSERT INTO failover_rs (v) VALUES (?)", (i,))
+                .await;
             let ns = unix_ns();
             match result {
-                Ok(()) if !created => created = true,
-                Ok(()) => {
+                Ok(_) => {
                     i += 1;
                     writeln!(out, "ack {ns}").expect("stdout");
                     out.flush().expect("stdout");

@@ -3,8 +3,8 @@
 //!
 //! It speaks the protocol with the core's own decoders and encoders, one thread per
 //! connection. Its database is a stub: `SELECT ?...` echoes the parameters as one row,
-//! `SELECT many` returns 1000 rows (`x` = 0..999) over several PART batches, the async
-//! client's barrier query ([`BARRIER_SQL`]) returns one NULL, writes answer RESULT with a
+//! `SELECT many` returns 1000 rows (`x` = 0..999) over several PART batches, the
+//! clients' barrier query ([`BARRIER_SQL`]) returns one NULL, writes answer RESULT with a
 //! per-connection counter, anything else is a FAILURE.
 
 use std::io::{Read, Write};
@@ -22,8 +22,8 @@ use dqlite_proto::{
 
 /// The query the clients (`dqlite-client`, `dqlite-blocking`) send on every new connection
 /// right after OPEN, its barrier: it names no table, so a dqlite 1.11 leader answers it only
-/// once it has applied the log it inherited. Spelled out here, not taken from the client, so that the
-/// tests check what goes on the wire.
+/// once it has applied the log it inherited. Spelled out here, not taken from
+/// `dqlite_proto::BARRIER_SQL`, so that the tests check what goes on the wire.
 pub const BARRIER_SQL: &str = "SELECT NULL AS barrier";
 
 /// How the fake node behaves.
