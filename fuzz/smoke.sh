@@ -13,8 +13,12 @@ secs="${1:-60}"
 runs_per_target="${2:-50000}"
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
-  echo "fuzz/smoke.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2
-  exit 1
+  if ! command -v rustup >/dev/null 2>&1; then
+    echo "fuzz/smoke.sh: the nightly toolchain is missing (rustup toolchain install nightly)" >&2
+    exit 1
+  fi
+  echo "fuzz/smoke.sh: installing the nightly toolchain"
+  rustup toolchain install nightly --profile minimal
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz/smoke.sh: installing cargo-fuzz"
